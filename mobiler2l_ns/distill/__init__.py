@@ -1,0 +1,1 @@
+"""distill stage of mobiler2l-ns."""

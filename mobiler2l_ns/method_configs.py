@@ -1,0 +1,6 @@
+"""MethodSpecifications that nerfstudio discovers through the ``nerfstudio.method_configs`` entry points."""
+
+from mobiler2l_ns.student.config import mobiler2l_method, mobiler2l_small_method
+from mobiler2l_ns.teacher.config import teacher_method, teacher_real_method
+
+__all__ = ["teacher_method", "teacher_real_method", "mobiler2l_method", "mobiler2l_small_method"]

@@ -1,0 +1,1 @@
+"""scenes stage of mobiler2l-ns."""

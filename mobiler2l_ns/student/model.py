@@ -1,0 +1,272 @@
+"""MobileR2L student as a nerfstudio model: one forward pass renders a whole image from a camera.
+
+``get_outputs(camera)`` takes nerfstudio :class:`~nerfstudio.cameras.cameras.Cameras` (as
+splatfacto's does), never rays: it casts the low-res ray grid of each camera (intrinsics / s),
+samples K points per ray (:mod:`.sampler`), embeds them (:mod:`.embedder`), runs the network
+(:mod:`.network`) and crops the ``h*s x w*s`` result to the requested ``H x W``. Any resolution and
+aspect ratio works, so the viewer and ``ns-eval`` render through
+:meth:`MobileR2LModel.get_outputs_for_camera`.
+
+The model does not care where its targets come from: it reads ``batch["image"]`` (``[H, W, 3|4]``
+or ``[B, H, W, 3|4]``, uint8 or float) and optionally ``batch["mask"]``, whatever datamanager
+(real images, random crops, teacher-rendered pseudo views) produced them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Literal, Optional, Tuple, Type
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from nerfstudio.cameras.cameras import Cameras, CameraType
+from nerfstudio.configs.config_utils import to_immutable_dict
+from nerfstudio.data.scene_box import OrientedBox
+from nerfstudio.models.base_model import Model, ModelConfig
+from nerfstudio.utils.colors import get_color
+from nerfstudio.utils.rich_utils import CONSOLE
+from torch import Tensor
+from torch.nn import Parameter
+from torchmetrics.functional import peak_signal_noise_ratio
+
+from mobiler2l_ns.student.embedder import R2L_MIN_FREQ_EXP, PointEmbedder
+from mobiler2l_ns.student.network import MobileR2LNetwork, count_parameters, frame_flops
+from mobiler2l_ns.student.sampler import (
+    depths_between,
+    lowres_grid_size,
+    lowres_pixel_directions,
+    ndc_depth_to_camera_depth,
+    ndc_points_from_pose,
+    points_from_pose,
+    sample_fractions,
+    scene_box_near_far,
+)
+from mobiler2l_ns.utils.log import log_once
+from mobiler2l_ns.utils.metrics import ImageMetrics
+
+
+@dataclass
+class MobileR2LModelConfig(ModelConfig):
+    """MobileR2L student (defaults: the paper's network, near/far from the scene box)."""
+
+    _target: Type = field(default_factory=lambda: MobileR2LModel)
+    enable_collider: bool = False
+    """Unused: the student takes cameras, not rays (kept False)."""
+    collider_params: Optional[Dict[str, float]] = None
+    """Unused (no collider)."""
+    loss_coefficients: Dict[str, float] = to_immutable_dict({"rgb_loss": 1.0})
+    """Weight of each loss term."""
+    num_points: int = 8
+    """K, points sampled per ray."""
+    num_frequencies: int = 6
+    """Positional-encoding frequencies per coordinate (plus the raw value)."""
+    min_freq_exp: float = R2L_MIN_FREQ_EXP
+    """Lowest frequency exponent in NeRFEncoding's convention; the default gives R2L's sin(2^j x)."""
+    depth: int = 29
+    """Residual blocks in the body."""
+    width: int = 256
+    """Channels of head and body."""
+    sr_factor: int = 8
+    """Super-resolution factor s (product of 2s and 3s): rays are cast on an (H/s) x (W/s) grid."""
+    sr_widths: Optional[Tuple[int, ...]] = None
+    """Channels of each SR stage (one per factor of s); None: 64, ..., 64, 16."""
+    sr_blocks: int = 2
+    """Residual blocks after each transposed conv."""
+    near: Optional[float] = None
+    """Near z-depth of the samples; None (with far None): per camera from the scene box."""
+    far: Optional[float] = None
+    """Far z-depth of the samples; None (with near None): per camera from the scene box."""
+    min_near: float = 0.05
+    """Smallest near bound derived from the scene box."""
+    use_ndc: bool = False
+    """Sample in NeRF/LLFF NDC space (forward-facing scenes, LLFF world frame; see sampler.ndc_rays)."""
+    ndc_scale: Optional[Tuple[float, float]] = None
+    """NDC (2 fx / W, 2 fy / H); None: taken from the first camera rendered and saved with the model."""
+    ndc_near_plane: float = 1.0
+    """World near plane of the NDC frustum (z = -near)."""
+    background_color: Literal["white", "black"] = "white"
+    """Colour that RGBA ground-truth images are composited on (no-op for RGB targets)."""
+    report_cost: bool = True
+    """Print parameter count and GFLOPs per frame at the first training step."""
+
+
+class MobileR2LModel(Model):
+    """MobileR2L light field student; see the module docstring."""
+
+    config: MobileR2LModelConfig
+
+    def populate_modules(self) -> None:
+        """Build embedder and network; validate near/far."""
+        super().populate_modules()
+        cfg = self.config
+        if (cfg.near is None) != (cfg.far is None):
+            raise ValueError(f"set both near and far, or neither (got near={cfg.near}, far={cfg.far})")
+        if cfg.near is not None and cfg.far is not None and not 0.0 < cfg.near < cfg.far:
+            raise ValueError(f"need 0 < near < far, got near={cfg.near}, far={cfg.far}")
+        self.embedder = PointEmbedder(cfg.num_points, cfg.num_frequencies, cfg.min_freq_exp)
+        self.network = MobileR2LNetwork(
+            in_channels=self.embedder.out_channels,
+            width=cfg.width,
+            depth=cfg.depth,
+            sr_factor=cfg.sr_factor,
+            sr_widths=cfg.sr_widths,
+            sr_blocks=cfg.sr_blocks,
+        )
+        ndc_scale = torch.tensor(cfg.ndc_scale if cfg.ndc_scale is not None else (float("nan"),) * 2)
+        self.register_buffer("ndc_scale", ndc_scale.float())
+        # Held outside the module tree: LPIPS weights (present only on some machines) must never
+        # enter state_dict, or checkpoints would load only where the same weights exist.
+        self._metrics: List[ImageMetrics] = []
+        self._cost_reported = False
+
+    # ------------------------------------------------------------------ nerfstudio API
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        """One optimiser group, ``"student"``: the network's parameters (the embedder has none)."""
+        return {"student": list(self.network.parameters())}
+
+    def get_outputs(self, camera: Cameras) -> Dict[str, Tensor]:  # type: ignore[override]
+        """Render every camera of ``camera`` (all of one size ``H x W``).
+
+        Returns ``rgb`` ``[H, W, 3]`` in [0, 1] and ``depth`` ``[H, W, 1]``, with a leading batch
+        dim ``B`` when more than one camera is given. A light field has no geometry: ``depth`` is
+        the ray distance of the far bound (in NDC mode: of the farthest eval sample), so that the
+        viewer's depth compositing draws scene widgets in front of the image.
+        """
+        if not isinstance(camera, Cameras):
+            raise TypeError(
+                "MobileR2LModel renders whole images from Cameras (use a full-image datamanager), "
+                f"got {type(camera).__name__}"
+            )
+        rgb, depth = self.render(camera)
+        if rgb.shape[0] == 1:
+            rgb, depth = rgb[0], depth[0]
+        return {"rgb": rgb, "depth": depth}
+
+    @torch.no_grad()
+    def get_outputs_for_camera(self, camera: Cameras, obb_box: Optional[OrientedBox] = None) -> Dict[str, Tensor]:
+        """Render a camera in one pass (viewer, ns-eval, ns-render). ``obb_box`` is ignored:
+        a light field cannot crop by a 3D box."""
+        return self.get_outputs(camera.to(self.device))
+
+    def get_metrics_dict(self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Training PSNR of the rendered image(s) against the target(s)."""
+        pred = outputs["rgb"].detach().float()
+        gt = self.ground_truth(batch["image"], pred)
+        return {"psnr": peak_signal_noise_ratio(pred, gt, data_range=1.0)}
+
+    def get_loss_dict(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor], metrics_dict=None
+    ) -> Dict[str, Tensor]:
+        """MSE between rendered and target colours (masked pixels excluded when ``batch["mask"]``)."""
+        pred = outputs["rgb"]
+        gt = self.ground_truth(batch["image"], pred)
+        if "mask" in batch:
+            mask = batch["mask"].to(pred.device).float()
+            if mask.shape[:-1] != pred.shape[:-1]:
+                raise ValueError(f"mask {tuple(mask.shape)} does not match the render {tuple(pred.shape)}")
+            loss = ((pred.float() - gt) ** 2 * mask).sum() / (3.0 * mask.sum()).clamp_min(1.0)
+        else:
+            loss = F.mse_loss(pred.float(), gt)
+        return {"rgb_loss": self.config.loss_coefficients["rgb_loss"] * loss}
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        """PSNR / SSIM (/ LPIPS when available offline) and a ground truth | render image."""
+        pred = outputs["rgb"].float()
+        gt = self.ground_truth(batch["image"], pred)
+        if pred.dim() != 3:
+            raise ValueError(f"image metrics take one [H, W, 3] render, got {tuple(pred.shape)}")
+        metrics = self.image_metrics(pred.device)(pred, gt)
+        return metrics, {"img": torch.cat([gt, pred], dim=1)}
+
+    # ------------------------------------------------------------------ rendering
+
+    def render(self, camera: Cameras) -> Tuple[Float[Tensor, "B H W 3"], Float[Tensor, "B H W 1"]]:
+        """Colours and (far-bound) ray distances of a batch of equally sized perspective cameras."""
+        cfg = self.config
+        s = cfg.sr_factor
+        heights, widths = camera.height.reshape(-1), camera.width.reshape(-1)
+        if heights.numel() == 0:
+            raise ValueError("no camera to render")
+        H, W = int(heights[0]), int(widths[0])
+        if H < 1 or W < 1 or bool((heights < 1).any()) or bool((widths < 1).any()):
+            raise ValueError(f"cannot render a {H}x{W} (HxW) image: height and width must be >= 1")
+        if bool((heights != H).any()) or bool((widths != W).any()):
+            raise ValueError("all cameras of a batch must have the same height and width")
+        if bool((camera.camera_type.reshape(-1) != CameraType.PERSPECTIVE.value).any()):
+            raise ValueError("MobileR2L renders perspective (pinhole) cameras only")
+        h, w = lowres_grid_size(H, W, s)
+        if self.training and cfg.report_cost and not self._cost_reported:
+            self._cost_reported = True
+            CONSOLE.print(f"[bold]{self.cost_summary(H, W)}")
+
+        device = self.device
+        c2w = camera.camera_to_worlds.reshape(-1, 3, 4).to(device=device, dtype=torch.float32)
+        rotation, centre = c2w[..., :3], c2w[..., 3]
+        fx, fy, cx, cy = (
+            x.reshape(-1).to(device=device, dtype=torch.float32) for x in (camera.fx, camera.fy, camera.cx, camera.cy)
+        )
+        batch = c2w.shape[0]
+        dirs = lowres_pixel_directions(fx / s, fy / s, cx / s, cy / s, h, w)  # [B, h, w, 3]
+        fractions = sample_fractions(cfg.num_points, (batch, h, w), jitter=self.training, device=device)
+        if cfg.use_ndc:
+            scale = self._ndc_scale(fx[0], fy[0], W, H)
+            points = ndc_points_from_pose(rotation, centre, dirs, fractions, scale, cfg.ndc_near_plane)
+            last = (cfg.num_points - 0.5) / cfg.num_points
+            far = torch.full((batch,), ndc_depth_to_camera_depth(last, cfg.ndc_near_plane), device=device)
+        else:
+            near, far = self.near_far(centre)
+            points = points_from_pose(rotation, centre, dirs, depths_between(near, far, fractions))
+        image = self.network(self.embedder(points))  # [B, 3, h*s, w*s]
+        rgb = image[:, :, :H, :W].permute(0, 2, 3, 1)
+        full_dirs = lowres_pixel_directions(fx, fy, cx, cy, H, W)  # [B, H, W, 3]
+        depth = torch.linalg.norm(full_dirs, dim=-1, keepdim=True) * far[:, None, None, None]
+        return rgb, depth
+
+    def near_far(self, centres: Float[Tensor, "B 3"]) -> Tuple[Float[Tensor, "B"], Float[Tensor, "B"]]:
+        """Per-camera near / far z-depths: from the config, else from the scene box."""
+        if self.config.near is not None and self.config.far is not None:
+            near = torch.full(centres.shape[:-1], self.config.near, device=centres.device)
+            far = torch.full(centres.shape[:-1], self.config.far, device=centres.device)
+            return near, far
+        return scene_box_near_far(centres, self.scene_box.aabb, self.config.min_near)
+
+    def _ndc_scale(self, fx: Tensor, fy: Tensor, width: int, height: int) -> Tuple[float, float]:
+        """NDC ``(2 fx / W, 2 fy / H)``: stored in the model, taken from the first camera if unset."""
+        if bool(torch.isnan(self.ndc_scale).any()):
+            self.ndc_scale.copy_(torch.stack([2.0 * fx / width, 2.0 * fy / height]).to(self.ndc_scale))
+            log_once(f"MobileR2L: NDC frustum scale set from a {width}x{height} camera: {self.ndc_scale.tolist()}")
+        return float(self.ndc_scale[0]), float(self.ndc_scale[1])
+
+    # ------------------------------------------------------------------ helpers
+
+    def ground_truth(self, image: Tensor, like: Tensor) -> Float[Tensor, "*batch H W 3"]:
+        """Target image as float RGB in [0, 1] on ``like``'s device, RGBA composited on the background."""
+        if image.dtype == torch.uint8:
+            image = image.float() / 255.0
+        image = image.to(like.device).float()
+        if image.shape[-1] == 4:
+            background = get_color(self.config.background_color).to(image)
+            image = image[..., :3] * image[..., 3:] + background * (1.0 - image[..., 3:])
+        if image.shape != like.shape:
+            raise ValueError(f"target image {tuple(image.shape)} does not match the render {tuple(like.shape)}")
+        return image
+
+    def image_metrics(self, device: torch.device) -> ImageMetrics:
+        """The (lazily built, unregistered) :class:`ImageMetrics` on ``device``."""
+        if not self._metrics:
+            self._metrics.append(ImageMetrics())
+        return self._metrics[0].to(device)
+
+    def cost_summary(self, height: int, width: int) -> str:
+        """One line: parameter count and GFLOPs of one ``height x width`` frame."""
+        h, w = lowres_grid_size(height, width, self.config.sr_factor)
+        gflops = frame_flops(self.network, h, w) / 1e9
+        return (
+            f"MobileR2L student: {count_parameters(self.network):,} parameters, {gflops:.2f} GFLOPs per "
+            f"{width}x{height} frame (ray grid {w}x{h}, x{self.config.sr_factor} super-resolution, "
+            f"{self.config.num_points} points per ray)"
+        )

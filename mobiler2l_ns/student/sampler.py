@@ -1,0 +1,191 @@
+"""Where the MobileR2L student looks: K points on each ray of a low-resolution ray grid.
+
+The student renders an ``H x W`` image from rays cast on an ``h x w = ceil(H/s) x ceil(W/s)``
+grid (``s``: the super-resolution factor): the target camera with its intrinsics divided by
+``s``. Low-res pixel ``(i, j)`` is the ray through the centre of the ``s x s`` block of target
+pixels ``[j*s, (j+1)*s) x [i*s, (i+1)*s)``. When ``H`` or ``W`` is not a multiple of ``s`` the grid
+covers a padded ``h*s x w*s`` image whose top-left ``H x W`` is the requested one.
+
+Conventions (the ONNX exporter and the browser runtime reproduce them with these functions):
+
+* Camera frame: OpenGL / nerfstudio. The camera looks down -Z, +X right, +Y up. Pixel ``(u, v)``
+  (column, row) has its centre at ``(u + 0.5, v + 0.5)``. The direction through it is
+  ``((u + 0.5 - cx) / fx, -(v + 0.5 - cy) / fy, -1)``: NOT normalised, so the ray parameter is
+  the z-depth in front of the camera (as in NeRF / R2L, where Blender's near 2 / far 6 are z-depths).
+* World points: ``p = t + (R @ d) * depth`` with ``R, t`` the camera-to-world rotation / centre.
+* Depths: K stratified bins between near and far. Training draws one uniform jitter per bin per
+  ray; evaluation uses the bin midpoints ``near + (far - near) * (k + 0.5) / K`` (deterministic).
+* NDC (forward-facing scenes, optional): the NeRF/LLFF NDC ray of each world ray with near plane
+  ``n = 1``; points are linear in NDC depth ``t' in [0, 1)`` with the same K bins on ``[0, 1)``.
+
+Every function here is a pure tensor function of a camera pose and intrinsics (no nerfstudio
+state), so an exporter can call them, or trace them, with a bare ``[3, 4]`` pose.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+Scalar = Union[float, Float[Tensor, "*batch"]]
+
+
+def lowres_grid_size(height: int, width: int, sr_factor: int) -> Tuple[int, int]:
+    """Size ``(h, w)`` of the low-res ray grid that covers an ``height x width`` image.
+
+    ``h = ceil(height / s)``, ``w = ceil(width / s)``; raises ValueError for an empty image.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"cannot render a {height}x{width} (HxW) image: height and width must be >= 1")
+    if sr_factor < 1:
+        raise ValueError(f"super-resolution factor must be >= 1, got {sr_factor}")
+    return -(-height // sr_factor), -(-width // sr_factor)
+
+
+def lowres_pixel_directions(
+    fx: Scalar, fy: Scalar, cx: Scalar, cy: Scalar, h: int, w: int
+) -> Float[Tensor, "*batch h w 3"]:
+    """Camera-frame ray directions (z = -1, OpenGL) through the pixel centres of an ``h x w`` grid.
+
+    The intrinsics are those of the grid itself (for the student: the target camera's divided by
+    the super-resolution factor). Each may be a float or a tensor of shape ``[*batch]``; the result
+    is ``[*batch, h, w, 3]`` (``[h, w, 3]`` for floats).
+
+    Returns ``d[v, u] = ((u + 0.5 - cx) / fx, -(v + 0.5 - cy) / fy, -1)``.
+    """
+    ref = next((x for x in (fx, fy, cx, cy) if isinstance(x, Tensor)), None)
+    device = ref.device if ref is not None else None
+    dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+    fx, fy, cx, cy = (torch.as_tensor(x, device=device, dtype=dtype) for x in (fx, fy, cx, cy))
+    u = torch.arange(w, device=device, dtype=dtype) + 0.5  # [w]
+    v = torch.arange(h, device=device, dtype=dtype) + 0.5  # [h]
+    x = (u - cx[..., None]) / fx[..., None]  # [*batch, w]
+    y = -(v - cy[..., None]) / fy[..., None]  # [*batch, h]
+    batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+    x = x[..., None, :].expand(*batch, h, w)
+    y = y[..., :, None].expand(*batch, h, w)
+    return torch.stack([x, y, -torch.ones_like(x)], dim=-1)
+
+
+def sample_fractions(
+    num_points: int,
+    shape: Tuple[int, ...],
+    jitter: bool,
+    device: Optional[torch.device] = None,
+    generator: Optional[torch.Generator] = None,
+) -> Float[Tensor, "*shape K"]:
+    """Positions of K samples in ``[0, 1)``, one per equal bin: ``(k + u_k) / K``.
+
+    ``u_k ~ U[0, 1)`` drawn independently for every entry of ``shape`` (every ray) when ``jitter``,
+    else ``u_k = 0.5`` (bin midpoints, broadcast over ``shape``).
+    """
+    k = torch.arange(num_points, device=device, dtype=torch.float32)
+    if jitter:
+        u = torch.rand(*shape, num_points, device=device, generator=generator)
+        return (k + u) / num_points
+    return ((k + 0.5) / num_points).expand(*shape, num_points)
+
+
+def depths_between(
+    near: Float[Tensor, "*batch"], far: Float[Tensor, "*batch"], fractions: Float[Tensor, "*batch h w K"]
+) -> Float[Tensor, "*batch h w K"]:
+    """Depths ``near + (far - near) * fractions`` with per-camera ``near`` / ``far`` of shape ``[*batch]``."""
+    near = near[..., None, None, None]
+    far = far[..., None, None, None]
+    return near + (far - near) * fractions
+
+
+def points_from_pose(
+    R: Float[Tensor, "*batch 3 3"],
+    t: Float[Tensor, "*batch 3"],
+    dirs_cam: Float[Tensor, "*batch h w 3"],
+    depths: Float[Tensor, "*batch h w K"],
+) -> Float[Tensor, "*batch h w K 3"]:
+    """World points ``t + (R @ d) * depth`` for every ray direction ``d`` and each of its K depths.
+
+    ``R`` / ``t``: camera-to-world rotation and camera centre. ``dirs_cam`` may be ``[h, w, 3]``
+    (shared by the batch) and ``depths`` may be ``[K]`` (shared by all rays): everything broadcasts.
+    """
+    dirs_world = torch.matmul(dirs_cam, R.transpose(-1, -2).unsqueeze(-3))  # [*batch, h, w, 3]
+    return t[..., None, None, None, :] + dirs_world[..., None, :] * depths[..., None]
+
+
+def ndc_rays(
+    origins: Float[Tensor, "*rays 3"],
+    directions: Float[Tensor, "*rays 3"],
+    ndc_scale: Tuple[float, float],
+    near_plane: float = 1.0,
+) -> Tuple[Float[Tensor, "*rays 3"], Float[Tensor, "*rays 3"]]:
+    """NeRF/LLFF normalised-device-coordinate rays (Mildenhall et al. 2020, ``ndc_rays``).
+
+    ``ndc_scale = (ax, ay) = (2 fx / W, 2 fy / H)`` of the reference camera that defines the NDC
+    frustum (the ``-1 / (W / (2 focal))`` factors of NeRF's formula). The world frame must be the
+    LLFF one: cameras look roughly down world -Z and the scene lies beyond ``z = -near_plane``.
+    Each ray is first moved to the near plane; the returned NDC ray ``o' + t' d'`` spans the
+    frustum from the near plane (``t' = 0``) to infinity (``t' = 1``).
+    """
+    ax, ay = ndc_scale
+    t_near = -(near_plane + origins[..., 2]) / directions[..., 2]
+    o = origins + t_near[..., None] * directions
+    ox, oy, oz = o.unbind(-1)
+    dx, dy, dz = directions.unbind(-1)
+    o_ndc = torch.stack([-ax * ox / oz, -ay * oy / oz, 1.0 + 2.0 * near_plane / oz], dim=-1)
+    d_ndc = torch.stack(
+        [-ax * (dx / dz - ox / oz), -ay * (dy / dz - oy / oz), -2.0 * near_plane / oz], dim=-1
+    )
+    return o_ndc, d_ndc
+
+
+def ndc_points_from_pose(
+    R: Float[Tensor, "*batch 3 3"],
+    t: Float[Tensor, "*batch 3"],
+    dirs_cam: Float[Tensor, "*batch h w 3"],
+    ndc_depths: Float[Tensor, "*batch h w K"],
+    ndc_scale: Tuple[float, float],
+    near_plane: float = 1.0,
+) -> Float[Tensor, "*batch h w K 3"]:
+    """NDC points ``o' + t' d'`` (see :func:`ndc_rays`) at NDC depths ``t' in [0, 1)`` for every ray."""
+    dirs_world = torch.matmul(dirs_cam, R.transpose(-1, -2).unsqueeze(-3))  # [*batch, h, w, 3]
+    origins = t[..., None, None, :].expand_as(dirs_world)
+    o_ndc, d_ndc = ndc_rays(origins, dirs_world, ndc_scale, near_plane)
+    return o_ndc[..., None, :] + d_ndc[..., None, :] * ndc_depths[..., None]
+
+
+def scene_box_near_far(
+    centres: Float[Tensor, "*batch 3"], aabb: Float[Tensor, "2 3"], min_near: float
+) -> Tuple[Float[Tensor, "*batch"], Float[Tensor, "*batch"]]:
+    """Per-camera near / far from a scene box: distance to the box centre -/+ the box radius.
+
+    The radius is half the box diagonal (the box's bounding sphere); ``near`` is clamped to
+    ``>= min_near`` (a camera inside the box starts sampling just in front of itself).
+    """
+    aabb = aabb.to(centres)
+    box_centre = aabb.mean(dim=0)
+    radius = 0.5 * torch.linalg.norm(aabb[1] - aabb[0])
+    dist = torch.linalg.norm(centres - box_centre, dim=-1)
+    near = (dist - radius).clamp_min(min_near)
+    far = torch.maximum(dist + radius, near + min_near)
+    return near, far
+
+
+def ndc_depth_to_camera_depth(ndc_depth: float, near_plane: float = 1.0) -> float:
+    """World z-distance in front of the near plane's origin of NDC depth ``t'`` (``n / (1 - t')``)."""
+    if not 0.0 <= ndc_depth < 1.0:
+        raise ValueError(f"NDC depth must be in [0, 1), got {ndc_depth}")
+    return near_plane / (1.0 - ndc_depth)
+
+
+__all__ = [
+    "lowres_grid_size",
+    "lowres_pixel_directions",
+    "sample_fractions",
+    "depths_between",
+    "points_from_pose",
+    "ndc_rays",
+    "ndc_points_from_pose",
+    "scene_box_near_far",
+    "ndc_depth_to_camera_depth",
+]

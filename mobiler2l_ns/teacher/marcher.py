@@ -1,0 +1,188 @@
+"""Occupancy-grid ray marching: nerfacc's CUDA kernel, or a pure-torch marcher that runs anywhere.
+
+Both read the same ``nerfacc.OccGridEstimator`` (its ``binaries`` and ``aabbs`` buffers), so a
+checkpoint's grid is valid for either. The torch marcher behaves like nerfacc's: samples only in
+occupied cells, a visibility pass that drops samples behind an opaque surface (early ray
+termination, ``early_stop_eps``) or nearly transparent (``alpha_thre``), and packed samples
+sorted by ray for volume rendering.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import nerfacc
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+SigmaFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+@dataclass
+class PackedSamples:
+    """Samples of many rays, flattened and sorted by ray.
+
+    ``step_indices`` (torch marcher only) locate each sample in a dense [num_rays, num_steps]
+    layout, which lets transmittance be computed with batched cumulative sums on any device.
+    """
+
+    ray_indices: Int[Tensor, "M"]
+    t_starts: Float[Tensor, "M"]
+    t_ends: Float[Tensor, "M"]
+    step_indices: Optional[Int[Tensor, "M"]] = None
+    num_steps: int = 0
+
+
+@functools.lru_cache(maxsize=1)
+def nerfacc_cuda_available() -> bool:
+    """Whether nerfacc's CUDA kernels can be loaded (they are built on first use)."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        from nerfacc.cuda._backend import _C  # noqa: F401  pylint: disable=import-outside-toplevel
+
+        return _C is not None
+    except Exception:  # pylint: disable=broad-except
+        return False
+
+
+def ray_aabb_intersect(
+    origins: Float[Tensor, "R 3"], directions: Float[Tensor, "R 3"], aabb: Float[Tensor, "6"]
+) -> Tuple[Float[Tensor, "R"], Float[Tensor, "R"]]:
+    """Slab test. Returns entry and exit distances; exit < entry where a ray misses the box."""
+    inv = 1.0 / torch.where(directions.abs() < 1e-12, torch.full_like(directions, 1e-12), directions)
+    t0 = (aabb[:3] - origins) * inv
+    t1 = (aabb[3:] - origins) * inv
+    t_enter = torch.minimum(t0, t1).amax(dim=-1)
+    t_exit = torch.maximum(t0, t1).amin(dim=-1)
+    return t_enter, t_exit
+
+
+def step_boundaries(
+    t_lo: float, t_hi: float, step: float, cone_angle: float, device: torch.device
+) -> Float[Tensor, "S"]:
+    """Sample boundaries from t_lo to t_hi: constant ``step``, or growing as t * cone_angle."""
+    if cone_angle <= 0.0:
+        count = max(int((t_hi - t_lo) / step) + 1, 1)
+        return t_lo + step * torch.arange(count + 1, device=device, dtype=torch.float32)
+    values, t = [t_lo], t_lo
+    while t < t_hi:
+        t = t + max(t * cone_angle, step)
+        values.append(t)
+    if len(values) == 1:
+        values.append(t_lo + step)
+    return torch.tensor(values, device=device, dtype=torch.float32)
+
+
+def occupied(
+    estimator: nerfacc.OccGridEstimator, points: Float[Tensor, "*bs 3"]
+) -> Tuple[Tensor, Tensor]:
+    """Looks ``points`` up in the finest grid level that contains them.
+
+    Returns (occupied, inside any level), both boolean with the batch shape.
+    """
+    aabbs = estimator.aabbs  # [L, 6], nested: level l+1 encloses level l
+    res = estimator.resolution.to(points.device)
+    unit = (points[..., None, :] - aabbs[:, :3]) / (aabbs[:, 3:] - aabbs[:, :3])  # [*bs, L, 3]
+    inside_level = ((unit >= 0.0) & (unit < 1.0)).all(dim=-1)  # [*bs, L]
+    num_inside = inside_level.sum(dim=-1)
+    inside = num_inside > 0
+    level = (aabbs.shape[0] - num_inside).clamp(max=aabbs.shape[0] - 1)  # finest containing level
+    unit_at_level = torch.gather(unit, -2, level[..., None, None].expand(*level.shape, 1, 3))[..., 0, :]
+    cell = (unit_at_level * res).long().clamp(min=0)
+    cell = torch.minimum(cell, res - 1)
+    occ = estimator.binaries[level, cell[..., 0], cell[..., 1], cell[..., 2]]
+    return occ & inside, inside
+
+
+@torch.no_grad()
+def march_torch(
+    estimator: nerfacc.OccGridEstimator,
+    origins: Float[Tensor, "R 3"],
+    directions: Float[Tensor, "R 3"],
+    near_plane: float,
+    far_plane: float,
+    render_step_size: float,
+    cone_angle: float = 0.0,
+    stratified: bool = False,
+    sigma_fn: Optional[SigmaFn] = None,
+    early_stop_eps: float = 1e-4,
+    alpha_thre: float = 0.0,
+) -> PackedSamples:
+    """Pure-torch equivalent of ``OccGridEstimator.sampling`` (same arguments, same meaning)."""
+    num_rays, device = origins.shape[0], origins.device
+    t_enter, t_exit = ray_aabb_intersect(origins, directions, estimator.aabbs[-1])
+    t_min = t_enter.clamp(min=near_plane)
+    t_max = t_exit.clamp(max=far_plane)
+    hit = t_max > t_min
+    if not bool(hit.any()):
+        empty = torch.zeros(0, device=device)
+        return PackedSamples(empty.long(), empty, empty, empty.long(), 1)
+    bounds = step_boundaries(
+        float(t_min[hit].min()), float(t_max[hit].max()), render_step_size, cone_angle, device
+    )
+    deltas = bounds[1:] - bounds[:-1]  # [S]
+    offsets = torch.rand(num_rays, 1, device=device) if stratified else torch.zeros(num_rays, 1, device=device)
+    t_starts = bounds[None, :-1] + offsets * deltas[None]  # [R, S]
+    t_ends = t_starts + deltas[None]
+    t_mids = 0.5 * (t_starts + t_ends)
+    valid = (t_mids >= t_min[:, None]) & (t_mids <= t_max[:, None])
+    points = origins[:, None, :] + t_mids[..., None] * directions[:, None, :]
+    occ, _ = occupied(estimator, points)
+    mask = valid & occ
+    if sigma_fn is not None and (early_stop_eps > 0.0 or alpha_thre > 0.0):
+        alpha_thre = min(alpha_thre, float(estimator.occs.mean()))
+        ray_idx, step_idx = mask.nonzero(as_tuple=True)
+        sigmas = torch.zeros_like(t_starts)
+        if ray_idx.numel() > 0:
+            sigmas[ray_idx, step_idx] = sigma_fn(t_starts[ray_idx, step_idx], t_ends[ray_idx, step_idx], ray_idx)
+        visible = nerfacc.render_visibility_from_density(
+            t_starts=t_starts, t_ends=t_ends, sigmas=sigmas, early_stop_eps=early_stop_eps, alpha_thre=alpha_thre
+        )
+        mask = mask & visible
+    ray_idx, step_idx = mask.nonzero(as_tuple=True)
+    return PackedSamples(
+        ray_indices=ray_idx,
+        t_starts=t_starts[ray_idx, step_idx],
+        t_ends=t_ends[ray_idx, step_idx],
+        step_indices=step_idx,
+        num_steps=t_starts.shape[1],
+    )
+
+
+def render_weights(
+    samples: PackedSamples, sigmas: Float[Tensor, "M"], num_rays: int
+) -> Float[Tensor, "M"]:
+    """Volume-rendering weights T_i * alpha_i of packed samples (differentiable in ``sigmas``)."""
+    if samples.step_indices is None:  # nerfacc-packed samples: CUDA scan kernels
+        return nerfacc.render_weight_from_density(
+            t_starts=samples.t_starts,
+            t_ends=samples.t_ends,
+            sigmas=sigmas,
+            ray_indices=samples.ray_indices,
+            n_rays=num_rays,
+        )[0]
+    shape = (num_rays, samples.num_steps)
+    index = (samples.ray_indices, samples.step_indices)
+    dense_sigmas = torch.zeros(shape, device=sigmas.device, dtype=sigmas.dtype).index_put(index, sigmas)
+    dense_starts = torch.zeros(shape, device=sigmas.device).index_put(index, samples.t_starts)
+    dense_ends = torch.zeros(shape, device=sigmas.device).index_put(index, samples.t_ends)
+    weights = nerfacc.render_weight_from_density(t_starts=dense_starts, t_ends=dense_ends, sigmas=dense_sigmas)[0]
+    return weights[index]
+
+
+def march(
+    estimator: nerfacc.OccGridEstimator,
+    origins: Float[Tensor, "R 3"],
+    directions: Float[Tensor, "R 3"],
+    use_nerfacc: bool,
+    **kwargs,
+) -> PackedSamples:
+    """Dispatch to nerfacc's CUDA marcher or the torch marcher (same keyword arguments)."""
+    if use_nerfacc:
+        ray_indices, t_starts, t_ends = estimator.sampling(origins, directions, **kwargs)
+        return PackedSamples(ray_indices.long(), t_starts, t_ends)
+    return march_torch(estimator, origins, directions, **kwargs)

@@ -1,0 +1,203 @@
+"""The teacher: an Instant-NGP radiance field that trains and renders on CPU and CUDA."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Literal, Optional, Tuple, Type
+
+import nerfacc
+import torch
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.model_components.renderers import RGBRenderer
+from nerfstudio.models.base_model import Model, ModelConfig
+from nerfstudio.utils import colormaps
+from torch import Tensor
+from torchmetrics.functional.image import peak_signal_noise_ratio
+from torch.nn import Parameter
+
+from mobiler2l_ns.teacher.field import TeacherField
+from mobiler2l_ns.teacher.hash_grid import HashGrid
+from mobiler2l_ns.teacher.marcher import march, nerfacc_cuda_available, render_weights
+from mobiler2l_ns.utils.log import log_once
+from mobiler2l_ns.utils.metrics import ImageMetrics
+
+
+@dataclass
+class TeacherModelConfig(ModelConfig):
+    """Instant-NGP teacher. Defaults follow nerfstudio's instant-ngp."""
+
+    _target: Type = field(default_factory=lambda: TeacherModel)
+    enable_collider: bool = False  # the marcher intersects rays with the grid itself
+    # hash grid
+    num_levels: int = 16
+    features_per_level: int = 2
+    log2_hashmap_size: int = 19
+    base_resolution: int = 16
+    max_resolution: int = 2048
+    implementation: Literal["auto", "torch", "tcnn"] = "auto"
+    """Hash grid kernel: tiny-cuda-nn when importable on CUDA ("auto"), or torch. Checkpoints are the same."""
+    # MLPs
+    hidden_dim: int = 64
+    hidden_dim_color: int = 64
+    geo_feat_dim: int = 15
+    # scene
+    contract: bool = False
+    """Unbounded scene: contract space outside the scene box (nerfstudio's L-inf SceneContraction)."""
+    background_color: Literal["random", "black", "white"] = "random"
+    # occupancy grid and marching
+    grid_resolution: int = 128
+    grid_levels: int = 1
+    grid_update_every: int = 16
+    grid_warmup_steps: int = 256
+    occ_threshold: float = 0.01
+    steps_per_diagonal: int = 1000
+    """Marching step = scene-box diagonal / this (nerfstudio's instant-ngp uses 1000)."""
+    render_step_size: Optional[float] = None
+    """Explicit marching step; overrides steps_per_diagonal."""
+    cone_angle: float = 0.0
+    alpha_thre: float = 0.01
+    early_stop_eps: float = 1e-4
+    near_plane: float = 0.05
+    far_plane: float = 1e3
+    marcher: Literal["auto", "torch", "nerfacc"] = "auto"
+    """Ray marcher: nerfacc's CUDA kernels ("auto" on CUDA when they load) or pure torch."""
+    occ_eval_chunk: int = 1 << 16
+    """Points per density evaluation when refreshing the occupancy grid (bounds memory)."""
+
+
+class TeacherModel(Model):
+    """Instant-NGP: hash grid field, occupancy grid with empty-space skipping, volume rendering."""
+
+    config: TeacherModelConfig
+
+    def populate_modules(self) -> None:
+        super().populate_modules()
+        cfg = self.config
+        aabb = self.scene_box.aabb
+        grid = HashGrid(
+            num_levels=cfg.num_levels,
+            features_per_level=cfg.features_per_level,
+            log2_hashmap_size=cfg.log2_hashmap_size,
+            base_resolution=cfg.base_resolution,
+            max_resolution=cfg.max_resolution,
+            implementation=cfg.implementation,
+        )
+        self.field = TeacherField(
+            aabb=aabb,
+            hash_grid=grid,
+            contract=cfg.contract,
+            hidden_dim=cfg.hidden_dim,
+            hidden_dim_color=cfg.hidden_dim_color,
+            geo_feat_dim=cfg.geo_feat_dim,
+        )
+        self.render_step_size = cfg.render_step_size or float((aabb[1] - aabb[0]).norm()) / cfg.steps_per_diagonal
+        self.occupancy_grid = nerfacc.OccGridEstimator(
+            roi_aabb=aabb.flatten(), resolution=cfg.grid_resolution, levels=cfg.grid_levels
+        )
+        self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
+        self.rgb_loss = torch.nn.MSELoss()
+        self._image_metrics = [ImageMetrics()]  # a list keeps it out of state_dict and checkpoints
+
+    # ------------------------------------------------------------------ training
+    def occupancy(self, points: Tensor) -> Tensor:
+        """Opacity of one marching step at ``points`` [N, 3] -> [N, 1], evaluated in chunks."""
+        chunks = [
+            self.field.density_fn(p) * self.render_step_size for p in points.split(self.config.occ_eval_chunk)
+        ]
+        return torch.cat(chunks) if chunks else points.new_zeros(0, 1)
+
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        def update_occupancy_grid(step: int) -> None:
+            self.occupancy_grid.update_every_n_steps(
+                step=step,
+                occ_eval_fn=self.occupancy,
+                occ_thre=self.config.occ_threshold,
+                warmup_steps=self.config.grid_warmup_steps,
+                n=self.config.grid_update_every,
+            )
+
+        return [
+            TrainingCallback(
+                where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
+                update_every_num_iters=1,
+                func=update_occupancy_grid,
+            )
+        ]
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        return {"fields": list(self.field.parameters())}
+
+    # ----------------------------------------------------------------- rendering
+    def use_nerfacc(self, device: torch.device) -> bool:
+        """Which marcher renders on ``device`` (decided per call: checkpoints move between devices)."""
+        choice = self.config.marcher
+        if choice == "nerfacc" and not nerfacc_cuda_available():
+            raise RuntimeError("--pipeline.model.marcher nerfacc needs CUDA and nerfacc's CUDA kernels")
+        accelerated = choice != "torch" and device.type == "cuda" and nerfacc_cuda_available()
+        kernel = "tcnn" if (self.field.hash_grid._tcnn and device.type == "cuda") else "torch"
+        log_once(f"Teacher on {device.type}: ray marcher={'nerfacc' if accelerated else 'torch'}, hash grid={kernel}")
+        return accelerated
+
+    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        origins = ray_bundle.origins.reshape(-1, 3)
+        directions = ray_bundle.directions.reshape(-1, 3)
+        num_rays = origins.shape[0]
+
+        def sigma_fn(t_starts: Tensor, t_ends: Tensor, ray_indices: Tensor) -> Tensor:
+            mids = ((t_starts + t_ends) / 2.0)[:, None]
+            return self.field.density_fn(origins[ray_indices] + directions[ray_indices] * mids)[:, 0]
+
+        samples = march(
+            self.occupancy_grid,
+            origins,
+            directions,
+            use_nerfacc=self.use_nerfacc(origins.device),
+            near_plane=self.config.near_plane,
+            far_plane=self.config.far_plane,
+            render_step_size=self.render_step_size,
+            cone_angle=self.config.cone_angle,
+            stratified=self.training,
+            sigma_fn=sigma_fn,
+            early_stop_eps=self.config.early_stop_eps,
+            alpha_thre=self.config.alpha_thre,
+        )
+        ray_indices = samples.ray_indices
+        t_mids = ((samples.t_starts + samples.t_ends) / 2.0)[:, None]
+        positions = origins[ray_indices] + directions[ray_indices] * t_mids
+        density, rgb = self.field(positions, directions[ray_indices])
+        weights = render_weights(samples, density[:, 0], num_rays)
+        accumulation = nerfacc.accumulate_along_rays(weights, None, ray_indices, num_rays)
+        depth = nerfacc.accumulate_along_rays(weights, t_mids, ray_indices, num_rays) / accumulation.clamp(min=1e-10)
+        rgb = self.renderer_rgb(rgb=rgb, weights=weights[:, None], ray_indices=ray_indices, num_rays=num_rays)
+        samples_per_ray = torch.bincount(ray_indices, minlength=num_rays)
+        return {"rgb": rgb, "accumulation": accumulation, "depth": depth, "num_samples_per_ray": samples_per_ray}
+
+    # ------------------------------------------------------------ losses/metrics
+    def get_metrics_dict(self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        image = self.renderer_rgb.blend_background(batch["image"].to(self.device))
+        return {
+            "psnr": peak_signal_noise_ratio(outputs["rgb"].detach(), image, data_range=1.0),
+            "num_samples_per_batch": outputs["num_samples_per_ray"].sum(),
+        }
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        pred_rgb, image = self.renderer_rgb.blend_background_for_loss_computation(
+            pred_image=outputs["rgb"],
+            pred_accumulation=outputs["accumulation"],
+            gt_image=batch["image"].to(self.device),
+        )
+        return {"rgb_loss": self.rgb_loss(image, pred_rgb)}
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        image = self.renderer_rgb.blend_background(batch["image"].to(self.device))
+        rgb = outputs["rgb"]
+        metrics = self._image_metrics[0](rgb, image)
+        images = {
+            "img": torch.cat([image, rgb], dim=1),
+            "accumulation": colormaps.apply_colormap(outputs["accumulation"]),
+            "depth": colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"]),
+        }
+        return metrics, images

@@ -1,0 +1,1 @@
+"""Shared helpers: offline metrics, torch compatibility, logging."""
