@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from nerfstudio.configs.method_configs import all_methods
 
-from benchmarks.common import LEGO, machine_description, require_lego
+from common import LEGO, machine_description, require_lego
 
 
 class NoLPIPS(torch.nn.Module):
@@ -33,9 +33,9 @@ def build(method: str, data: Path, rays: int):
     cfg.pipeline.datamanager.data = data
     cfg.pipeline.datamanager.train_num_rays_per_batch = rays
     if method == "nerfacto":
-        import nerfstudio.models.nerfacto as nerfacto
+        import torchmetrics.image.lpip
 
-        nerfacto.LearnedPerceptualImagePatchSimilarity = NoLPIPS  # offline machine
+        torchmetrics.image.lpip.LearnedPerceptualImagePatchSimilarity = NoLPIPS  # offline machine
         cfg.pipeline.datamanager.dataparser = all_methods["mobiler2l-teacher"].pipeline.datamanager.dataparser
     cfg.pipeline.datamanager.dataparser.data = data
     pipeline = cfg.pipeline.setup(device="cpu", test_mode="val")

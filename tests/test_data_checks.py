@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -56,3 +57,12 @@ def test_ns_train_prints_one_line(tmp_path: Path):
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("mobiler2l: --data") and "no such file or folder" in last
+
+
+def test_student_datamanager_checks_data_too(tmp_path: Path):
+    from mobiler2l_ns.student.config import mobiler2l_small_config
+
+    config = copy.deepcopy(mobiler2l_small_config.pipeline.datamanager)
+    config.data = tmp_path / "missing"
+    with pytest.raises(InputError, match="no such file or folder"):
+        config.setup(device="cpu")

@@ -42,7 +42,6 @@ from mobiler2l_ns.student.network import (
 )
 from mobiler2l_ns.student.sampler import lowres_pixel_directions, ndc_rays, points_from_pose
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 BLENDER_BOX = SceneBox(aabb=torch.tensor([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]]))
 PAPER_PARAMS = 4_305_539
 
@@ -477,8 +476,6 @@ def test_trained_checkpoint_reloads_with_eval_setup(
     from nerfstudio.utils import eval_utils
 
     monkeypatch.chdir(tmp_path)
-    if "mobiler2l-small" not in eval_utils.all_methods:  # until the entry points are installed
-        monkeypatch.setitem(eval_utils.all_methods, "mobiler2l-small", mobiler2l_small_config)
     config = copy.deepcopy(mobiler2l_small_config)
     config.output_dir = Path("outputs")
     config.vis = "tensorboard"
@@ -515,20 +512,8 @@ def test_trained_checkpoint_reloads_with_eval_setup(
 
 
 def _method_env() -> Dict[str, str]:
-    """Environment for ns-* subprocesses: the methods come from the entry points once the package is
-    installed, else from NERFSTUDIO_METHOD_CONFIGS; the repository is put on PYTHONPATH."""
-    from importlib.metadata import entry_points
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    env["OMP_NUM_THREADS"] = "1"
-    registered = set(entry_points(group="nerfstudio.method_configs").names)
-    if not {"mobiler2l", "mobiler2l-small"} <= registered:
-        env["NERFSTUDIO_METHOD_CONFIGS"] = (
-            "mobiler2l=mobiler2l_ns.student.config:mobiler2l_method,"
-            "mobiler2l-small=mobiler2l_ns.student.config:mobiler2l_small_method"
-        )
-    return env
+    """Environment for ns-* subprocesses (one OpenMP thread: the suite may share the machine)."""
+    return dict(os.environ, OMP_NUM_THREADS="1")
 
 
 def test_ns_train_and_ns_eval_cli(tiny_scene: Path, tmp_path: Path) -> None:

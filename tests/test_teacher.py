@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
 from nerfstudio.utils.eval_utils import eval_setup
+from PIL import Image
 
 from tests.conftest import TEACHER_STEPS as STEPS
 from tests.conftest import TINY_TEACHER_FLAGS as TINY_FLAGS
@@ -70,3 +78,56 @@ def test_cpu_checkpoint_renders_the_same_on_cuda(teacher_run: TeacherRun, monkey
         cpu = pipeline.model.to("cpu").get_outputs_for_camera(camera)["rgb"]
         gpu = pipeline.model.to("cuda").get_outputs_for_camera(camera.to("cuda"))["rgb"].cpu()
     assert (cpu - gpu).abs().mean() < 1e-2
+
+
+def test_ns_render_writes_test_views_close_to_ground_truth(teacher_run: TeacherRun):
+    out = teacher_run.root / "renders"
+    proc = run_offline(
+        ["ns-render", "dataset", "--load-config", str(teacher_run.config), "--split", "test"]
+        + ["--image-format", "png", "--rendered-output-names", "rgb", "gt-rgb", "--output-path", str(out)],
+        teacher_run.torch_home,
+        cwd=teacher_run.root,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    renders = sorted((out / "test" / "rgb").glob("*.png"))
+    truths = sorted((out / "test" / "gt-rgb").glob("*.png"))
+    assert len(renders) == len(truths) == 4
+    for render, truth in zip(renders, truths):
+        pred = np.asarray(Image.open(render), dtype=np.float64) / 255.0
+        gt = np.asarray(Image.open(truth), dtype=np.float64) / 255.0
+        assert pred.shape == gt.shape == (32, 32, 3)
+        assert -10 * np.log10(np.mean((pred - gt) ** 2)) > 18.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ns_viewer_loads_the_checkpoint(teacher_run: TeacherRun):
+    """ns-viewer (viser on loopback) loads the run and serves it; stopped once it is up."""
+    port = free_port()
+    cmd = [str(Path(sys.executable).with_name("ns-viewer")), "--load-config", str(teacher_run.config)]
+    cmd += ["--viewer.websocket-host", "127.0.0.1", "--viewer.websocket-port", str(port)]
+    proc = subprocess.Popen(
+        cmd, cwd=teacher_run.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    lines, page = [], ""
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if f"ws://127.0.0.1:{port}" in line:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=30) as response:
+                    page = response.read().decode("utf-8", "replace")
+                break
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    log = "".join(lines)
+    assert "Done loading checkpoint" in log, log[-3000:]
+    assert "<html" in page.lower()  # the viewer page is served on loopback

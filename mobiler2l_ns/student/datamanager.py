@@ -20,6 +20,8 @@ from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatama
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from torch import Tensor
 
+from mobiler2l_ns.utils.data_checks import check_datamanager_data
+
 IMAGE_KEYS = ("image", "mask", "depth_image")
 """Per-pixel batch entries that are cropped with the camera (``[H, W, C]``)."""
 
@@ -53,6 +55,7 @@ class MobileR2LDataManager(FullImageDatamanager[InputDataset]):
             raise ValueError(f"crop_size must be positive (height, width), got {config.crop_size}")
         if config.train_images_per_batch < 1:
             raise ValueError(f"train_images_per_batch must be >= 1, got {config.train_images_per_batch}")
+        check_datamanager_data(config)
         super().__init__(config, *args, **kwargs)
         self.crop_rng = random.Random(config.crop_seed)
 

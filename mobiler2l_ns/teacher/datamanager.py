@@ -6,19 +6,8 @@ from dataclasses import dataclass, field
 from typing import Type
 
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
-from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
-from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 
-from mobiler2l_ns.utils.data_checks import check_dataset
-
-
-def parser_kind(dataparser_config) -> str:
-    """'blender', 'nerfstudio' or 'other': which layout check applies to a dataparser config."""
-    if isinstance(dataparser_config, BlenderDataParserConfig):
-        return "blender"
-    if isinstance(dataparser_config, NerfstudioDataParserConfig):
-        return "nerfstudio"
-    return "other"
+from mobiler2l_ns.utils.data_checks import check_datamanager_data
 
 
 @dataclass
@@ -32,6 +21,5 @@ class TeacherDataManager(VanillaDataManager):
     """Checks ``--data`` before the dataparser reads it, then behaves as VanillaDataManager."""
 
     def __init__(self, config: TeacherDataManagerConfig, *args, **kwargs) -> None:
-        data = config.data if config.data is not None else config.dataparser.data
-        check_dataset(data, parser_kind(config.dataparser))
+        check_datamanager_data(config)
         super().__init__(config, *args, **kwargs)

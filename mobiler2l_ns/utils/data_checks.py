@@ -38,6 +38,24 @@ def frame_images(meta: dict, root: Path, default_suffix: str = "") -> List[Path]
     return found
 
 
+def parser_kind(dataparser_config: object) -> str:
+    """'blender', 'nerfstudio' or 'other': which layout check applies to a dataparser config."""
+    from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    if isinstance(dataparser_config, BlenderDataParserConfig):
+        return "blender"
+    if isinstance(dataparser_config, NerfstudioDataParserConfig):
+        return "nerfstudio"
+    return "other"
+
+
+def check_datamanager_data(config) -> None:
+    """Check the dataset a datamanager config points at (``--data`` or the dataparser's data)."""
+    data = config.data if config.data is not None else config.dataparser.data
+    check_dataset(data, parser_kind(config.dataparser))
+
+
 def check_dataset(data: Path, parser: str) -> None:
     """Raise InputError unless ``data`` looks loadable by ``parser`` ("blender" or "nerfstudio").
 
