@@ -18,6 +18,7 @@ Paper: depth 29, width 256, s = 8 (stages 2, 2, 2, widths 64, 64, 16): 4,305,539
 
 from __future__ import annotations
 
+import copy
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -131,6 +132,32 @@ class MobileR2LNetwork(nn.Module):
         x = self.head(x)
         x = x + self.body(x)
         return self.tail(self.sr(x))
+
+
+def fold_batchnorm(network: MobileR2LNetwork) -> MobileR2LNetwork:
+    """An eval-mode copy of ``network`` with every BatchNorm folded into the conv before it.
+
+    Each ``conv1x1 -> BN`` pair of the residual blocks becomes one conv with
+    ``W' = W * g / sqrt(v + eps)``, ``b' = (b - m) * g / sqrt(v + eps) + beta`` (running statistics,
+    i.e. the eval-mode function), and the BN is replaced by ``nn.Identity``. The copy computes the
+    same function as ``network.eval()`` (up to float rounding); ``network`` itself is not changed.
+    Used by the ONNX exporter so that the graphs contain no BatchNormalization nodes.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(network).eval()
+    for module in folded.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for i in range(1, len(module)):
+            prev, cur = module[i - 1], module[i]
+            if isinstance(cur, nn.BatchNorm2d) and isinstance(prev, nn.Conv2d):
+                module[i - 1] = fuse_conv_bn_eval(prev, cur)
+                module[i] = nn.Identity()
+    leftover = [name for name, m in folded.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if leftover:
+        raise ValueError(f"cannot fold BatchNorm layers that do not follow a conv: {leftover}")
+    return folded
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -24,6 +24,8 @@ class TeacherField(nn.Module):
         contract: map unbounded space into the box with nerfstudio's L-inf SceneContraction.
         hash_grid: the positional encoding.
         hidden_dim, hidden_dim_color, geo_feat_dim, sh_degree: MLP sizes as in Instant-NGP.
+        average_init_density: scale of the density (nerfstudio's convention): below 1, space starts
+            nearly empty, so the occupancy grid prunes from the first update.
     """
 
     def __init__(
@@ -35,12 +37,14 @@ class TeacherField(nn.Module):
         hidden_dim_color: int = 64,
         geo_feat_dim: int = 15,
         sh_degree: int = 4,
+        average_init_density: float = 1.0,
     ) -> None:
         super().__init__()
         self.register_buffer("aabb", aabb.clone().float())
         self.contraction: Optional[SceneContraction] = SceneContraction(order=float("inf")) if contract else None
         self.hash_grid = hash_grid
         self.geo_feat_dim = geo_feat_dim
+        self.average_init_density = average_init_density
         self.density_mlp = MLP(
             in_dim=hash_grid.output_dim,
             num_layers=2,
@@ -73,7 +77,7 @@ class TeacherField(nn.Module):
         """Returns density [*bs, 1] (zero outside the grid) and geometry features [*bs, geo]."""
         unit, inside = self.normalize(positions)
         h = self.density_mlp(self.hash_grid(unit))
-        density = trunc_exp(h[..., :1].float()) * inside[..., None]
+        density = self.average_init_density * trunc_exp(h[..., :1].float()) * inside[..., None]
         return density, h[..., 1:]
 
     def density_fn(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 1"]:

@@ -41,6 +41,8 @@ class TeacherModelConfig(ModelConfig):
     hidden_dim: int = 64
     hidden_dim_color: int = 64
     geo_feat_dim: int = 15
+    average_init_density: float = 1.0
+    """Density scale (nerfstudio's convention); < 1 starts from nearly empty space."""
     # scene
     contract: bool = False
     """Unbounded scene: contract space outside the scene box (nerfstudio's L-inf SceneContraction)."""
@@ -90,6 +92,7 @@ class TeacherModel(Model):
             hidden_dim=cfg.hidden_dim,
             hidden_dim_color=cfg.hidden_dim_color,
             geo_feat_dim=cfg.geo_feat_dim,
+            average_init_density=cfg.average_init_density,
         )
         self.render_step_size = cfg.render_step_size or float((aabb[1] - aabb[0]).norm()) / cfg.steps_per_diagonal
         self.occupancy_grid = nerfacc.OccGridEstimator(

@@ -1,0 +1,181 @@
+"""The three exported graphs as torch modules, built from a trained :class:`MobileR2LModel`.
+
+They call the same functions as :meth:`MobileR2LModel.render` (``student/sampler.py``,
+``student/embedder.py``, ``student/network.py``) with every camera constant baked in, so the ONNX
+chain ``sampler -> embedder -> model`` computes what ``get_outputs_for_camera`` computes for a
+camera with the exported intrinsics (eval mode: bin-midpoint depths, no jitter).
+
+Tensors, batch-free, float32, row-major (C order):
+
+========  =====================================  ===========================================
+graph     inputs                                 output
+========  =====================================  ===========================================
+sampler   ``rotation [3, 3]``, ``translation``   ``points [h, w, K, 3]``: sample k of the ray
+          ``[3]`` (camera-to-world, OpenGL)      of low-res pixel (row i, col j), x y z
+embedder  ``points [h, w, K, 3]``                ``encoding [1, C, h, w]`` (NCHW, C = K*3*(2F+1),
+                                                 channel order of ``student/embedder.py``)
+model     ``encoding [1, C, h, w]``              ``image [1, 3, H, W]`` (NCHW, RGB in [0, 1])
+========  =====================================  ===========================================
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from mobiler2l_ns.student.embedder import PointEmbedder
+from mobiler2l_ns.student.network import MobileR2LNetwork, fold_batchnorm
+from mobiler2l_ns.student.sampler import (
+    depths_between,
+    lowres_grid_size,
+    lowres_pixel_directions,
+    ndc_points_from_pose,
+    points_from_pose,
+    sample_fractions,
+    scene_box_near_far,
+)
+
+SamplingMode = Literal["fixed", "scene_box", "ndc"]
+
+
+@dataclass(frozen=True)
+class ExportCamera:
+    """Pinhole intrinsics of the exported image (pixels; OpenGL camera, see ``student/sampler.py``)."""
+
+    height: int
+    width: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    def resized(self, height: Optional[int], width: Optional[int]) -> "ExportCamera":
+        """The same field of view at another resolution (a missing side keeps the aspect ratio).
+
+        Focal lengths and principal point scale with their axis: ``fx, cx`` by ``W' / W`` and
+        ``fy, cy`` by ``H' / H``.
+        """
+        if height is None and width is None:
+            return self
+        if height is None:
+            assert width is not None
+            height = max(1, round(self.height * width / self.width))
+        if width is None:
+            width = max(1, round(self.width * height / self.height))
+        sx, sy = width / self.width, height / self.height
+        return ExportCamera(height, width, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy)
+
+
+class SamplerGraph(nn.Module):
+    """``(rotation [3, 3], translation [3]) -> points [h, w, K, 3]`` with the ray grid baked in.
+
+    Modes: ``fixed`` (config near / far z-depths), ``scene_box`` (per-camera near / far from the
+    scene box, computed in the graph from the camera centre), ``ndc`` (NeRF/LLFF NDC points).
+    """
+
+    def __init__(
+        self,
+        camera: ExportCamera,
+        sr_factor: int,
+        num_points: int,
+        mode: SamplingMode,
+        near: Optional[float] = None,
+        far: Optional[float] = None,
+        aabb: Optional[Tensor] = None,
+        min_near: float = 0.05,
+        ndc_scale: Optional[Tuple[float, float]] = None,
+        ndc_near_plane: float = 1.0,
+    ):
+        super().__init__()
+        s = sr_factor
+        self.h, self.w = lowres_grid_size(camera.height, camera.width, s)
+        self.mode = mode
+        dirs = lowres_pixel_directions(camera.fx / s, camera.fy / s, camera.cx / s, camera.cy / s, self.h, self.w)
+        self.register_buffer("dirs", dirs.float().contiguous())  # [h, w, 3]
+        self.register_buffer("fractions", sample_fractions(num_points, (), jitter=False).contiguous())  # [K]
+        if mode == "fixed":
+            assert near is not None and far is not None
+            self.register_buffer("near", torch.tensor(float(near)))
+            self.register_buffer("far", torch.tensor(float(far)))
+        elif mode == "scene_box":
+            assert aabb is not None
+            self.register_buffer("aabb", aabb.detach().float().cpu().clone())
+            self.min_near = float(min_near)
+        elif mode == "ndc":
+            assert ndc_scale is not None
+            self.ndc_scale = (float(ndc_scale[0]), float(ndc_scale[1]))
+            self.ndc_near_plane = float(ndc_near_plane)
+        else:
+            raise ValueError(f"unknown sampling mode {mode!r}")
+
+    def forward(self, rotation: Tensor, translation: Tensor) -> Tensor:
+        """World (or NDC) points of the K eval samples of every low-res ray."""
+        if self.mode == "ndc":
+            return ndc_points_from_pose(
+                rotation, translation, self.dirs, self.fractions, self.ndc_scale, self.ndc_near_plane
+            )
+        if self.mode == "fixed":
+            near, far = self.near, self.far
+        else:
+            near, far = scene_box_near_far(translation, self.aabb, self.min_near)
+        depths = depths_between(near, far, self.fractions)  # [1, 1, K]
+        return points_from_pose(rotation, translation, self.dirs, depths)
+
+
+class EmbedderGraph(nn.Module):
+    """``points [h, w, K, 3] -> encoding [1, C, h, w]``: :class:`PointEmbedder` with a batch of one."""
+
+    def __init__(self, embedder: PointEmbedder):
+        super().__init__()
+        self.embedder = copy.deepcopy(embedder).eval()
+
+    def forward(self, points: Tensor) -> Tensor:
+        """Positional encoding, NCHW."""
+        return self.embedder(points)
+
+
+class ModelGraph(nn.Module):
+    """``encoding [1, C, h, w] -> image [1, 3, H, W]``: the BN-folded network, cropped to ``H x W``.
+
+    ``half``: weights and arithmetic in float16, inputs / outputs still float32 (Cast at both ends).
+    ``relu_for_gelu``: GELUs replaced by ReLUs (placeholders that the Snap target renames to
+    ``GeluSnap``; this module then computes a different function and is never run).
+    """
+
+    def __init__(
+        self, network: MobileR2LNetwork, height: int, width: int, half: bool = False, relu_for_gelu: bool = False
+    ):
+        super().__init__()
+        folded = fold_batchnorm(network)
+        if relu_for_gelu:
+            replace_gelu(folded, nn.ReLU)
+        self.half_precision = half
+        self.network = folded.half() if half else folded
+        self.height, self.width = height, width
+
+    def forward(self, encoding: Tensor) -> Tensor:
+        """Image in [0, 1], the top-left ``H x W`` of the ``h*s x w*s`` network output."""
+        x = encoding.half() if self.half_precision else encoding
+        image = self.network(x)[:, :, : self.height, : self.width]
+        return image.float() if self.half_precision else image
+
+
+def replace_gelu(module: nn.Module, factory) -> int:
+    """Replace every ``nn.GELU`` below ``module`` by ``factory()`` in place; returns how many."""
+    count = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.GELU):
+            setattr(module, name, factory())
+            count += 1
+        else:
+            count += replace_gelu(child, factory)
+    return count
+
+
+def count_gelu(module: nn.Module) -> int:
+    """Number of ``nn.GELU`` modules below ``module``."""
+    return sum(isinstance(m, nn.GELU) for m in module.modules())
