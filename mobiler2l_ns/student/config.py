@@ -6,6 +6,8 @@
 * ``mobiler2l-small``: a CPU-sized student (depth 4, width 64, x4 super-resolution) that trains
   on a small scene in minutes; near / far from the scene box.
 
+Both take teacher-rendered pseudo views with ``--pipeline.datamanager.teacher-config RUN/config.yml``
+(:mod:`mobiler2l_ns.distill.datamanager`; without it they train on the real images only).
 Both default to the CPU when CUDA is absent. Register them as ``nerfstudio.method_configs``
 entry points (``mobiler2l_method``, ``mobiler2l_small_method``).
 """
@@ -24,7 +26,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from mobiler2l_ns.student.datamanager import MobileR2LDataManagerConfig
+from mobiler2l_ns.distill.datamanager import PseudoDataManagerConfig
 from mobiler2l_ns.student.model import MobileR2LModelConfig
 
 
@@ -54,7 +56,7 @@ mobiler2l_config = TrainerConfig(
     max_num_iterations=PAPER_STEPS,
     mixed_precision=True,
     pipeline=VanillaPipelineConfig(
-        datamanager=MobileR2LDataManagerConfig(
+        datamanager=PseudoDataManagerConfig(
             dataparser=BlenderDataParserConfig(alpha_color="white"),
             crop_alignment=8,
         ),
@@ -91,7 +93,7 @@ mobiler2l_small_config = TrainerConfig(
     max_num_iterations=3000,
     mixed_precision=True,
     pipeline=VanillaPipelineConfig(
-        datamanager=MobileR2LDataManagerConfig(
+        datamanager=PseudoDataManagerConfig(
             dataparser=BlenderDataParserConfig(alpha_color="white"),
             crop_alignment=4,
         ),

@@ -9,9 +9,12 @@ tiny-cuda-nn kernel on a GPU loads into the pure-torch kernel on a CPU and back,
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import shutil
 from dataclasses import dataclass
-from typing import List, Literal, Tuple
+from typing import List, Literal, Optional, Sequence, Tuple
 
 import torch
 from jaxtyping import Float, Int
@@ -99,37 +102,90 @@ def level_corners(
     return index.reshape(-1, 8) + level.offset, weight.reshape(-1, 8)
 
 
+def corners_all_levels(x: Float[Tensor, "N 3"], levels: Sequence[GridLevel]) -> Tuple[Tensor, Tensor]:
+    """Table rows [N, L, 8] (int32) and trilinear weights [N, L, 8] of ``x`` at every level."""
+    corners = [level_corners(x, level) for level in levels]
+    return torch.stack([c[0] for c in corners], dim=1), torch.stack([c[1] for c in corners], dim=1)
+
+
+def interpolate_rows(table: Float[Tensor, "T F"], index: Tensor, weight: Tensor) -> Float[Tensor, "N L F"]:
+    """out[n, l] = sum_c weight[n, l, c] * table[index[n, l, c]]."""
+    rows = table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[1])  # [N, L, 8, F]
+    return (rows * weight[..., None]).sum(2)
+
+
+def scatter_rows(grad_out: Float[Tensor, "N L F"], index: Tensor, weight: Tensor, num_rows: int) -> Tensor:
+    """Gradient of :func:`interpolate_rows` w.r.t. the table: [num_rows, F]."""
+    grad_rows = grad_out[:, :, None, :] * weight[..., None]  # [N, L, 8, F]
+    grad_table = grad_out.new_zeros(num_rows, grad_out.shape[-1])
+    return grad_table.index_add_(0, index.reshape(-1), grad_rows.reshape(-1, grad_out.shape[-1]))
+
+
+def can_compile() -> bool:
+    """Whether torch.compile's CPU backend has a C++ compiler to work with."""
+    return any(shutil.which(name) for name in (os.environ.get("CXX", "c++"), "g++", "clang++"))
+
+
+class CpuKernels:
+    """The torch kernel's three steps, eager or compiled with ``torch.compile`` (inductor, C++).
+
+    Compiled, they run about 10x faster on a CPU than eager torch (one fused loop per step instead
+    of dozens of full-size temporaries). Compilation happens once per process and grid layout
+    (20-30 s, cached on disk by torch); if it fails (e.g. no C++ compiler), eager is used.
+    """
+
+    def __init__(self, levels: Sequence[GridLevel], compile: bool) -> None:
+        self.levels = tuple(levels)
+        self.compiled = compile
+        corners = functools.partial(corners_all_levels, levels=self.levels)
+        if compile:
+            self.corners = torch.compile(corners, dynamic=True)
+            self.interpolate = torch.compile(interpolate_rows, dynamic=True)
+            self.scatter = torch.compile(scatter_rows, dynamic=True)
+        else:
+            self.corners, self.interpolate, self.scatter = corners, interpolate_rows, scatter_rows
+
+    def run(self, step: str, *args):
+        """Call ``step`` ("corners", "interpolate" or "scatter"); a failed compile falls back to eager."""
+        try:
+            return getattr(self, step)(*args)
+        except Exception as err:  # pylint: disable=broad-except
+            if not self.compiled:
+                raise
+            log_once(f"torch.compile of the hash grid failed ({err.__class__.__name__}: {err}); using eager torch")
+            self.__init__(self.levels, compile=False)
+            return getattr(self, step)(*args)
+
+
 class _InterpolateTable(torch.autograd.Function):
-    """out[n, l] = sum_c weight[n, l, c] * table[index[n, l, c]]; gradient w.r.t. the table only."""
+    """Trilinear table lookup; the gradient goes to the table only (positions need none)."""
 
     @staticmethod
-    def forward(ctx, table: Tensor, index: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, table: Tensor, index: Tensor, weight: Tensor, kernels: CpuKernels) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(index, weight)
-        ctx.table_shape = table.shape
-        rows = table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[1])  # [N, L, 8, F]
-        return (rows * weight[..., None]).sum(2)  # [N, L, F]
+        ctx.kernels, ctx.num_rows = kernels, table.shape[0]
+        return kernels.run("interpolate", table, index, weight)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         index, weight = ctx.saved_tensors
-        grad_rows = grad_out[:, :, None, :] * weight[..., None]  # [N, L, 8, F]
-        grad_table = grad_out.new_zeros(ctx.table_shape)
-        grad_table.index_add_(0, index.reshape(-1), grad_rows.reshape(-1, ctx.table_shape[1]))
-        return grad_table, None, None
+        grad_table = ctx.kernels.run("scatter", grad_out.contiguous(), index, weight, ctx.num_rows)
+        return grad_table, None, None, None
 
 
 def hash_grid_torch(
-    x: Float[Tensor, "N 3"], table: Float[Tensor, "T F"], levels: List[GridLevel]
+    x: Float[Tensor, "N 3"],
+    table: Float[Tensor, "T F"],
+    levels: Sequence[GridLevel],
+    kernels: Optional[CpuKernels] = None,
 ) -> Float[Tensor, "N LF"]:
-    """Pure-torch reference kernel: trilinear lookup of ``x`` in [0, 1]^3 at every level.
+    """Pure-torch kernel: trilinear lookup of ``x`` in [0, 1]^3 at every level.
 
     Returns features ordered level-major (level 0's F features first), as tiny-cuda-nn does.
     """
-    x = x.detach().float()
-    corners = [level_corners(x, level) for level in levels]
-    index = torch.stack([c[0] for c in corners], dim=1)  # [N, L, 8]
-    weight = torch.stack([c[1] for c in corners], dim=1).to(table.dtype)  # [N, L, 8]
-    return _InterpolateTable.apply(table, index, weight).flatten(1)
+    kernels = kernels or CpuKernels(levels, compile=False)
+    index, weight = kernels.run("corners", x.detach().float())
+    return _InterpolateTable.apply(table, index, weight.to(table.dtype), kernels).flatten(1)
 
 
 class HashGrid(nn.Module):
@@ -144,6 +200,7 @@ class HashGrid(nn.Module):
         implementation: "tcnn" (tiny-cuda-nn, CUDA only), "torch", or "auto" (tcnn when it
             is importable and the input is on CUDA, torch otherwise). The parameters and hence
             checkpoints are the same for every choice.
+        compile_cpu: run the torch kernel through ``torch.compile`` (about 10x faster on CPU).
     """
 
     def __init__(
@@ -154,6 +211,7 @@ class HashGrid(nn.Module):
         base_resolution: int = 16,
         max_resolution: int = 2048,
         implementation: Literal["auto", "torch", "tcnn"] = "auto",
+        compile_cpu: bool = False,
     ) -> None:
         super().__init__()
         self.features_per_level = features_per_level
@@ -163,6 +221,7 @@ class HashGrid(nn.Module):
         # tiny-cuda-nn initialises grid parameters uniformly in [-1e-4, 1e-4].
         self.params = nn.Parameter(torch.empty(total * features_per_level).uniform_(-1e-4, 1e-4))
         self.implementation = implementation
+        self.cpu_kernels = CpuKernels(self.levels, compile=compile_cpu and can_compile())
         self._tcnn: List[nn.Module] = []  # kept out of the module tree: it shares self.params
         if implementation == "tcnn" and not TCNN_EXISTS:
             raise ValueError("--pipeline.model.implementation tcnn: tiny-cuda-nn is not installed")
@@ -196,5 +255,6 @@ class HashGrid(nn.Module):
             out = self._tcnn[0](flat).float()
         else:
             table = self.params.view(-1, self.features_per_level)
-            out = hash_grid_torch(flat, table, self.levels)
+            kernels = None if flat.is_cuda else self.cpu_kernels  # compiled for the CPU only
+            out = hash_grid_torch(flat, table, self.levels, kernels)
         return out.reshape(*x.shape[:-1], self.output_dim)

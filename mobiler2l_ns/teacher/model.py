@@ -37,6 +37,8 @@ class TeacherModelConfig(ModelConfig):
     max_resolution: int = 2048
     implementation: Literal["auto", "torch", "tcnn"] = "auto"
     """Hash grid kernel: tiny-cuda-nn when importable on CUDA ("auto"), or torch. Checkpoints are the same."""
+    compile_cpu: bool = True
+    """On CPU, compile the torch hash-grid kernel with torch.compile (~10x faster; ~30 s once per process)."""
     # MLPs
     hidden_dim: int = 64
     hidden_dim_color: int = 64
@@ -84,6 +86,7 @@ class TeacherModel(Model):
             base_resolution=cfg.base_resolution,
             max_resolution=cfg.max_resolution,
             implementation=cfg.implementation,
+            compile_cpu=cfg.compile_cpu,
         )
         self.field = TeacherField(
             aabb=aabb,

@@ -1,0 +1,456 @@
+"""The student's datamanager with teacher-rendered pseudo views (MobileR2L's distillation data).
+
+``ns-train mobiler2l --pipeline.datamanager.teacher-config RUN/config.yml ...``:
+
+* The teacher run is loaded lazily, at the first training batch that needs a pseudo view and only
+  when the cache still lacks views, so ``ns-eval`` / ``ns-viewer`` / ``ns-export`` on a student
+  never need it. It is loaded with nerfstudio's ``eval_setup`` from any working directory, frozen
+  (eval mode, no gradients) on the training device, and held outside the module tree: it never
+  enters the student's checkpoint.
+* Pose sampling (:mod:`.poses`) around the *student's* training cameras; the views of the cache
+  (:mod:`.cache`) are rendered by a producer thread while the student trains: the first batch
+  waits for one view, not for the set. Finished shards found on disk are reused; a corrupt one
+  stops the run with its name unless ``pseudo-regenerate-corrupt``.
+* Each image of a batch is real or pseudo on an exact schedule: a share ``real-share`` of all
+  images drawn are real (every k-th, as evenly spread as the fraction allows); during the last
+  ``finetune-steps`` steps of the run every image is real and the teacher is released.
+* With ``world_size`` > 1 (nerfstudio's ``--machine.num-devices``), rank r renders shards r,
+  r + world_size, ... (``torch.distributed``'s rank when initialised, else ``local_rank``) and also
+  trains on the other ranks' shards as they appear on disk.
+
+Without ``teacher-config`` it is exactly :class:`MobileR2LDataManager`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import random
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Deque, Dict, List, Literal, Optional, Set, Tuple, Type
+
+import torch
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfstudio.utils.rich_utils import CONSOLE
+from torch import Tensor
+
+from mobiler2l_ns.distill.cache import CacheSpec, PseudoCache, ViewReader, owned_shards
+from mobiler2l_ns.distill.generator import PseudoViewGenerator, plan_shards
+from mobiler2l_ns.distill.poses import PoseConfig, TrainingRig, make_cameras, pose_fingerprint, sample_poses
+from mobiler2l_ns.distill.teacher import Teacher, TeacherRun
+from mobiler2l_ns.student.datamanager import MobileR2LDataManager, MobileR2LDataManagerConfig, stack_views
+from mobiler2l_ns.utils.errors import InputError
+
+FLAG = "--pipeline.datamanager."
+OTHER_RANKS_POLL_S = 5.0
+
+
+@dataclass
+class PseudoDataManagerConfig(MobileR2LDataManagerConfig):
+    """:class:`MobileR2LDataManagerConfig` plus teacher-rendered pseudo views (off without a teacher)."""
+
+    _target: Type = field(default_factory=lambda: PseudoDataManager)
+    teacher_config: Optional[Path] = None
+    """The teacher run's config.yml; None: real images only."""
+    pseudo_count: int = 10_000
+    """Pseudo views to render (the paper: 10k)."""
+    pseudo_seed: int = 0
+    """Seed of the pseudo poses."""
+    pseudo_scene_type: Literal["auto", "360", "forward"] = "auto"
+    """Pose layout: shell around the centre (360) or the training boxes (forward); auto: from the cameras."""
+    pseudo_bbox_scale: float = 1.1
+    """Forward-facing: enlargement of the training position / direction boxes."""
+    pseudo_cache: Optional[Path] = None
+    """Cache folder; None: RUN/pseudo-views-<pose hash> beside the teacher's config.yml."""
+    pseudo_shard_size: int = 64
+    """Views per shard file."""
+    pseudo_encoding: Literal["png", "fp16"] = "png"
+    """Stored images: lossless uint8 PNG, or float16 (byte planes + zlib)."""
+    pseudo_regenerate_corrupt: bool = False
+    """Re-render truncated / corrupt shards instead of stopping with their names."""
+    pseudo_memory_gb: float = 4.0
+    """Decoded pseudo views kept in host memory; the others are read from their shard when drawn."""
+    pseudo_progress: bool = True
+    """Show the pseudo-view progress bar (rank 0)."""
+    real_share: float = 0.0
+    """Share of real images among all training images (0: pseudo only, 1: real only)."""
+    finetune_steps: int = 0
+    """Last steps of the run trained on real images only."""
+
+
+class PseudoViewPool:
+    """The pseudo views available to the student, fed by the producer thread (thread-safe).
+
+    Fresh views are drawn first (each once), then views at random. Decoded images are kept up to
+    a memory budget (least recently used dropped) and otherwise re-read from their shard.
+    """
+
+    def __init__(self, cache: PseudoCache, memory_bytes: float, seed: int) -> None:
+        self.cache = cache
+        self.reader = ViewReader(cache)
+        self.memory_bytes = memory_bytes
+        self.rng = random.Random(seed)
+        self.condition = threading.Condition()
+        self.available: List[int] = []
+        self.known: Set[int] = set()
+        self.unseen: Deque[int] = deque()
+        self.on_disk: Set[int] = set()
+        self.pinned: Dict[int, Tensor] = {}  # rendered, shard not written yet
+        self.decoded: "OrderedDict[int, Tensor]" = OrderedDict()
+        self.decoded_bytes = 0
+        self.error: Optional[BaseException] = None
+        self.finished = False
+
+    def __len__(self) -> int:
+        return len(self.available)
+
+    def add_rendered(self, view: int, image: Tensor) -> None:
+        with self.condition:
+            self.pinned[view] = image
+            self._announce(view)
+
+    def add_shard(self, shard: int) -> None:
+        """All views of a valid shard on disk become available (pinned ones are unpinned)."""
+        start, stop = self.cache.spec.shard_range(shard)
+        with self.condition:
+            for view in range(start, stop):
+                self.on_disk.add(view)
+                image = self.pinned.pop(view, None)
+                if image is not None:
+                    self._remember(view, image)
+                self._announce(view)
+
+    def _announce(self, view: int) -> None:
+        if view not in self.known:
+            self.known.add(view)
+            self.available.append(view)
+            self.unseen.append(view)
+            self.condition.notify_all()
+
+    def _remember(self, view: int, image: Tensor) -> None:
+        size = image.numel() * image.element_size()
+        if size > self.memory_bytes:
+            return
+        self.decoded[view] = image
+        self.decoded_bytes += size
+        while self.decoded_bytes > self.memory_bytes:
+            _, dropped = self.decoded.popitem(last=False)
+            self.decoded_bytes -= dropped.numel() * dropped.element_size()
+
+    def fail(self, error: BaseException) -> None:
+        with self.condition:
+            self.error = error
+            self.condition.notify_all()
+
+    def finish(self) -> None:
+        with self.condition:
+            self.finished = True
+            self.condition.notify_all()
+
+    def draw(self) -> Tuple[int, Tensor]:
+        """A view index and its stored image; waits until one is available."""
+        with self.condition:
+            while not self.available:
+                if self.error is not None:
+                    raise self.error
+                if self.finished:
+                    raise RuntimeError("the pseudo-view producer stopped without producing a view")
+                self.condition.wait(timeout=1.0)
+            view = self.unseen.popleft() if self.unseen else self.available[self.rng.randrange(len(self.available))]
+            image = self.pinned.get(view)
+            if image is None and view in self.decoded:
+                self.decoded.move_to_end(view)
+                image = self.decoded[view]
+        if image is None:  # on disk only: read outside the lock
+            image = self.reader.image(view)
+            with self.condition:
+                if view not in self.decoded:
+                    self._remember(view, image)
+        return view, image
+
+
+class PseudoProducer:
+    """The thread that renders this rank's missing shards, then collects the other ranks' shards."""
+
+    def __init__(
+        self,
+        pool: PseudoViewPool,
+        generator: PseudoViewGenerator,
+        run: TeacherRun,
+        device: str,
+        own_to_render: List[int],
+        others: List[int],
+        check_cameras: TrainingRig,
+    ) -> None:
+        self.pool = pool
+        self.generator = generator
+        self.run = run
+        self.device = device
+        self.own_to_render = own_to_render
+        self.others = others
+        self.check_cameras = check_cameras
+        self.stop_event = threading.Event()
+        self.teacher: Optional[Teacher] = None
+        self.thread = threading.Thread(target=self._main, name="pseudo-producer", daemon=True)
+
+    def load_teacher(self) -> None:
+        """Load the frozen teacher (main thread, so loading errors stop the run at once)."""
+        if self.own_to_render and self.teacher is None:
+            CONSOLE.print(f"[bold]Pseudo views: loading teacher {self.run.config_path}")
+            self.teacher = self.run.load(self.device)
+            check_same_frame(self.teacher, self.check_cameras)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Ask the thread to stop after the current view and wait for it (the pending shard is written)."""
+        self.stop_event.set()
+        if self.thread.is_alive() and threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+        self.teacher = None  # release the teacher's memory
+        if not self.thread.is_alive():
+            _RUNNING.discard(self)
+
+    def _main(self) -> None:
+        try:
+            if self.own_to_render:
+                assert self.teacher is not None
+                self.generator.render_shards(
+                    self.teacher,
+                    self.own_to_render,
+                    on_view=lambda view, c2w, intrinsics, image: self.pool.add_rendered(view, image),
+                    on_shard=self.pool.add_shard,
+                    stop=self.stop_event,
+                )
+                self.teacher = None
+            waiting = list(self.others)
+            while waiting and not self.stop_event.is_set():
+                for shard, error in self.pool.cache.check(waiting).items():
+                    if error is None:
+                        self.pool.add_shard(shard)
+                        waiting.remove(shard)
+                    elif error.kind != "missing":
+                        CONSOLE.print(f"[yellow]Pseudo views: skipping another rank's shard {error}")
+                        waiting.remove(shard)
+                if waiting:
+                    self.stop_event.wait(OTHER_RANKS_POLL_S)
+        except BaseException as error:  # pylint: disable=broad-except
+            self.pool.fail(error)
+        finally:
+            self.teacher = None
+            self.pool.finish()
+            _RUNNING.discard(self)
+
+
+def check_same_frame(teacher: Teacher, student: TrainingRig, tolerance: float = 1e-3) -> None:
+    """InputError when teacher and student training cameras disagree (another dataset or frame)."""
+    theirs = TrainingRig.from_cameras(teacher.train_cameras)
+    if theirs.c2w.shape != student.c2w.shape:
+        CONSOLE.print(
+            f"[yellow]Pseudo views: the teacher has {theirs.c2w.shape[0]} training cameras, the student "
+            f"{student.c2w.shape[0]}: make sure both use the same dataset and dataparser settings"
+        )
+        return
+    gap = float(abs(theirs.c2w - student.c2w).max())
+    if gap > tolerance:
+        raise InputError(
+            f"teacher {teacher.run.config_path} was trained in another world frame than the student "
+            f"(training poses differ by up to {gap:.3g}); train the student on the teacher's dataset "
+            "with the same dataparser settings"
+        )
+
+
+class PseudoDataManager(MobileR2LDataManager):
+    """:class:`MobileR2LDataManager` whose batches mix real images and teacher-rendered pseudo views."""
+
+    config: PseudoDataManagerConfig
+
+    def __init__(self, config: PseudoDataManagerConfig, *args, **kwargs) -> None:
+        config = upgrade_config(config)
+        if not 0.0 <= config.real_share <= 1.0:
+            raise InputError(f"{FLAG}real-share must be in [0, 1], got {config.real_share}")
+        if config.finetune_steps < 0:
+            raise InputError(f"{FLAG}finetune-steps must be >= 0, got {config.finetune_steps}")
+        if config.pseudo_cache is not None and config.teacher_config is None:
+            raise InputError(f"{FLAG}pseudo-cache needs {FLAG}teacher-config (the teacher the cache belongs to)")
+        if config.teacher_config is not None:
+            try:
+                PoseConfig(
+                    config.pseudo_count, config.pseudo_seed, config.pseudo_scene_type, config.pseudo_bbox_scale
+                ).validate()
+            except ValueError as err:
+                raise InputError(f"{FLAG}pseudo-*: {err}") from None
+            if config.pseudo_shard_size < 1:
+                raise InputError(f"{FLAG}pseudo-shard-size must be >= 1, got {config.pseudo_shard_size}")
+        super().__init__(config, *args, **kwargs)
+        if config.teacher_config is not None and self.test_mode == "val":  # training (eval_setup never is)
+            if not Path(config.teacher_config).expanduser().is_file():
+                raise InputError(f"{FLAG}teacher-config {config.teacher_config}: no such file (a run's config.yml)")
+        self.real_share = Fraction(config.real_share).limit_denominator(1000)
+        self.images_drawn = 0
+        self.source_counts = {"real": 0, "pseudo": 0}
+        self.finetune_start: Optional[int] = None
+        """First step of the real-only fine-tune phase (set from the trainer, or by hand)."""
+        self.pool: Optional[PseudoViewPool] = None
+        self.producer: Optional[PseudoProducer] = None
+        self.pseudo_cameras: Optional[Tuple[Tensor, Tensor]] = None
+
+    # ------------------------------------------------------------------ nerfstudio API
+
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
+        """Also fixes the fine-tune phase from the trainer's step range."""
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        trainer = training_callback_attributes.trainer
+        if self.config.finetune_steps > 0 and trainer is not None:
+            first = int(getattr(trainer, "_start_step", 0))
+            self.finetune_start = first + int(trainer.config.max_num_iterations) - self.config.finetune_steps
+        return callbacks
+
+    def next_train(self, step: int) -> Tuple[Cameras, Dict]:
+        """``train_images_per_batch`` views, each real or pseudo (see the module docstring)."""
+        if self.config.teacher_config is None:
+            return super().next_train(step)
+        views = []
+        for _ in range(self.config.train_images_per_batch):
+            if self.is_real_next(step):
+                camera, data = FullImageDatamanager.next_train(self, step)
+                data["pseudo_idx"] = -1
+                self.source_counts["real"] += 1
+            else:
+                camera, data = self.next_pseudo()
+                self.source_counts["pseudo"] += 1
+            if self.config.crop_size is not None:
+                camera, data = self.random_crop(camera, data)
+            views.append((camera, data))
+        if len(views) == 1:
+            return views[0]
+        return stack_views(views)
+
+    # ------------------------------------------------------------------ mixing
+
+    def in_finetune(self, step: int) -> bool:
+        return self.finetune_start is not None and step >= self.finetune_start
+
+    def is_real_next(self, step: int) -> bool:
+        """Source of the next image: real in the fine-tune phase, else by the exact share schedule."""
+        if self.in_finetune(step):
+            if self.producer is not None:
+                CONSOLE.print(f"[bold]Step {step}: fine-tuning on real images only; releasing the teacher")
+                self.close()
+            return True
+        j = self.images_drawn
+        self.images_drawn += 1
+        return math.floor((j + 1) * self.real_share) > math.floor(j * self.real_share)
+
+    # ------------------------------------------------------------------ pseudo views
+
+    def next_pseudo(self) -> Tuple[Cameras, Dict]:
+        """One pseudo view: its camera ``[1]`` and ``{"image", "image_idx": -1, "pseudo_idx"}``."""
+        if self.pool is None:
+            self.start_pseudo()
+        assert self.pool is not None and self.pseudo_cameras is not None
+        view, image = self.pool.draw()
+        c2w, intrinsics = self.pseudo_cameras
+        camera = make_cameras(c2w[view : view + 1], intrinsics[view : view + 1], self.train_dataset.cameras)
+        camera = camera.to(self.device)
+        camera.metadata = {"pseudo_idx": view}
+        data: Dict = {"image": image.to(self.device), "image_idx": -1, "pseudo_idx": view}
+        if "mask" in self.cached_train[0]:
+            data["mask"] = torch.ones((*image.shape[:2], 1), dtype=torch.bool, device=self.device)
+        return camera, data
+
+    def rank_and_world(self) -> Tuple[int, int]:
+        """This process's rank and the world size (torch.distributed's when initialised)."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return self.local_rank, self.world_size
+
+    def open_cache(self) -> Tuple[PseudoCache, TeacherRun, TrainingRig, PoseConfig]:
+        """The pseudo cache for this run's teacher and pose config (checked against its manifest)."""
+        cfg = self.config
+        assert cfg.teacher_config is not None
+        _ = self.cached_train  # undistorts the training images, fixing the cameras' intrinsics
+        rig = TrainingRig.from_cameras(self.train_dataset.cameras)
+        pose_config = PoseConfig(cfg.pseudo_count, cfg.pseudo_seed, cfg.pseudo_scene_type, cfg.pseudo_bbox_scale)
+        run = TeacherRun.from_config(cfg.teacher_config)
+        fingerprint = pose_fingerprint(rig, pose_config)
+        root = cfg.pseudo_cache
+        if root is None:
+            root = run.config_path.parent / f"pseudo-views-{str(fingerprint['hash'])[:8]}"
+        spec = CacheSpec(run.teacher_id, fingerprint, cfg.pseudo_shard_size, cfg.pseudo_encoding, run.describe())
+        cache = PseudoCache(Path(root), spec)
+        cache.open()
+        return cache, run, rig, pose_config
+
+    def start_pseudo(self) -> None:
+        """Open the cache, check this rank's shards, load the teacher if views are missing, start the producer."""
+        cfg = self.config
+        cache, run, rig, pose_config = self.open_cache()
+        rank, world = self.rank_and_world()
+        own = owned_shards(cache.spec.num_shards, rank, world)
+        plan = plan_shards(cache, own, cfg.pseudo_regenerate_corrupt, flag=f"{FLAG}pseudo-regenerate-corrupt")
+        c2w, intrinsics = sample_poses(rig, pose_config)
+        self.pseudo_cameras = (c2w, intrinsics)
+        pool = PseudoViewPool(cache, cfg.pseudo_memory_gb * 1e9, seed=cfg.pseudo_seed * 1000 + rank)
+        for shard in plan.valid:
+            pool.add_shard(shard)
+        others = [k for k in range(cache.spec.num_shards) if k not in set(own)]
+        CONSOLE.print(
+            f"[bold]Pseudo views[/bold] ({cache.spec.count} in {cache.spec.num_shards} shards of "
+            f"{cache.spec.shard_size}, cache {cache.root}): rank {rank}/{world} has {len(plan.valid)} of its "
+            f"{len(own)} shards, renders {len(plan.to_render)}"
+            + (f" (re-rendering {len(plan.unusable)} unusable)" if plan.unusable else "")
+        )
+        generator = PseudoViewGenerator(
+            cache, c2w, intrinsics, like=self.train_dataset.cameras, show_progress=cfg.pseudo_progress and rank == 0
+        )
+        producer = PseudoProducer(pool, generator, run, str(self.device), plan.to_render, others, rig)
+        producer.load_teacher()
+        self.pool, self.producer = pool, producer
+        producer.start()
+        _stop_at_exit(producer)
+
+    def close(self) -> None:
+        """Stop the producer (the shard being written is finished) and release the teacher."""
+        if self.producer is not None:
+            self.producer.stop(timeout=60.0)
+            self.producer = None
+        self.pool = None  # drops the decoded views; a later pseudo batch reopens the cache
+
+
+def upgrade_config(config: MobileR2LDataManagerConfig) -> PseudoDataManagerConfig:
+    """A saved student config from before pseudo views (eval_setup swaps in this datamanager)."""
+    if isinstance(config, PseudoDataManagerConfig):
+        return config
+    upgraded = PseudoDataManagerConfig()
+    for name, value in vars(config).items():
+        if name != "_target":
+            setattr(upgraded, name, value)
+    return upgraded
+
+
+_RUNNING: Set[PseudoProducer] = set()
+"""Started producers, held strongly: the process may drop the datamanager while its producer renders."""
+_ATEXIT: List[bool] = []
+
+
+def _stop_at_exit(producer: PseudoProducer) -> None:
+    """Stop ``producer`` before the interpreter finalises (a daemon thread killed inside torch aborts)."""
+    if not _ATEXIT:
+        atexit.register(_stop_all)
+        _ATEXIT.append(True)
+    _RUNNING.add(producer)
+
+
+def _stop_all() -> None:
+    for producer in list(_RUNNING):
+        producer.stop(timeout=60.0)
