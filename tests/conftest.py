@@ -83,3 +83,22 @@ def teacher_run(tiny_blender: Path, tmp_path_factory: pytest.TempPathFactory) ->
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     config = root / "outputs" / "tiny" / "mobiler2l-teacher" / "run" / "config.yml"
     return TeacherRun(root, config, proc.stdout + proc.stderr, torch_home)
+
+
+@pytest.fixture(autouse=True)
+def isolated_nerfstudio_writers():
+    """nerfstudio keeps its event writers in module globals: an in-process training run would leave
+    a tensorboard writer (with a cwd-relative path) that later runs keep writing to. Reset them."""
+    from nerfstudio.utils import writer
+
+    yield
+    for event_writer in writer.EVENT_WRITERS:
+        inner = getattr(event_writer, "tb_writer", None)
+        if inner is not None:
+            try:
+                inner.close()
+            except OSError:
+                pass
+    writer.EVENT_WRITERS.clear()
+    writer.EVENT_STORAGE.clear()
+    writer.GLOBAL_BUFFER.clear()
