@@ -102,3 +102,15 @@ def isolated_nerfstudio_writers():
     writer.EVENT_WRITERS.clear()
     writer.EVENT_STORAGE.clear()
     writer.GLOBAL_BUFFER.clear()
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op thread for modules of many tiny ops: OpenMP threads contending for 2 cores make
+    them far slower (use with ``pytestmark = pytest.mark.usefixtures("single_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

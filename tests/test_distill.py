@@ -64,12 +64,7 @@ FAST_TEACHER_STEPS = 150
 COUNT, SHARD = 32, 4  # the CLI caches: 8 shards of 4 views
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @dataclass

@@ -44,13 +44,7 @@ EXPORT_FILES = sorted([*GRAPH_FILES.values(), METADATA_NAME])
 TRAIN_STEPS = 120
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: tiny ops are far slower when OpenMP threads contend for 2 cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @dataclass

@@ -35,7 +35,6 @@ from typing import Deque, Dict, List, Literal, Optional, Set, Tuple, Type
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
@@ -44,7 +43,7 @@ from mobiler2l_ns.distill.cache import CacheSpec, PseudoCache, ViewReader, owned
 from mobiler2l_ns.distill.generator import PseudoViewGenerator, plan_shards
 from mobiler2l_ns.distill.poses import PoseConfig, TrainingRig, make_cameras, pose_fingerprint, sample_poses
 from mobiler2l_ns.distill.teacher import Teacher, TeacherRun
-from mobiler2l_ns.student.datamanager import MobileR2LDataManager, MobileR2LDataManagerConfig, stack_views
+from mobiler2l_ns.student.datamanager import MobileR2LDataManager, MobileR2LDataManagerConfig
 from mobiler2l_ns.utils.errors import InputError
 
 FLAG = "--pipeline.datamanager."
@@ -315,25 +314,18 @@ class PseudoDataManager(MobileR2LDataManager):
             self.finetune_start = first + int(trainer.config.max_num_iterations) - self.config.finetune_steps
         return callbacks
 
-    def next_train(self, step: int) -> Tuple[Cameras, Dict]:
-        """``train_images_per_batch`` views, each real or pseudo (see the module docstring)."""
+    def next_view(self, step: int) -> Tuple[Cameras, Dict]:
+        """One view, real or pseudo (see the module docstring); batching and crops are the parent's."""
         if self.config.teacher_config is None:
-            return super().next_train(step)
-        views = []
-        for _ in range(self.config.train_images_per_batch):
-            if self.is_real_next(step):
-                camera, data = FullImageDatamanager.next_train(self, step)
-                data["pseudo_idx"] = -1
-                self.source_counts["real"] += 1
-            else:
-                camera, data = self.next_pseudo()
-                self.source_counts["pseudo"] += 1
-            if self.config.crop_size is not None:
-                camera, data = self.random_crop(camera, data)
-            views.append((camera, data))
-        if len(views) == 1:
-            return views[0]
-        return stack_views(views)
+            return super().next_view(step)
+        if self.is_real_next(step):
+            camera, data = super().next_view(step)
+            data["pseudo_idx"] = -1
+            self.source_counts["real"] += 1
+        else:
+            camera, data = self.next_pseudo()
+            self.source_counts["pseudo"] += 1
+        return camera, data
 
     # ------------------------------------------------------------------ mixing
 

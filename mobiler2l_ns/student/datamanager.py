@@ -63,13 +63,17 @@ class MobileR2LDataManager(FullImageDatamanager[InputDataset]):
         """Next batch: ``train_images_per_batch`` cameras (cropped when ``crop_size``) and images."""
         views = []
         for _ in range(self.config.train_images_per_batch):
-            camera, data = super().next_train(step)
+            camera, data = self.next_view(step)
             if self.config.crop_size is not None:
                 camera, data = self.random_crop(camera, data)
             views.append((camera, data))
         if len(views) == 1:
             return views[0]
         return stack_views(views)
+
+    def next_view(self, step: int) -> Tuple[Cameras, Dict]:
+        """One whole training view (camera, data): a real image here; subclasses add other sources."""
+        return super().next_train(step)
 
     def random_crop(self, camera: Cameras, data: Dict) -> Tuple[Cameras, Dict]:
         """An aligned random crop of one view (the crop is clamped to the image size)."""
