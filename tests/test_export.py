@@ -22,7 +22,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from PIL import Image
@@ -30,7 +29,7 @@ from PIL import Image
 import mobiler2l_ns  # noqa: F401  (torch>=2.6 checkpoint compatibility)
 from mobiler2l_ns.export import ExportMobileR2LOnnx, OnnxLightField, export_mobiler2l_onnx
 from mobiler2l_ns.export import ns_export_hook
-from mobiler2l_ns.export.onnx_export import GRAPH_FILES, METADATA_NAME
+from mobiler2l_ns.export.onnx_export import GRAPH_FILES, METADATA_NAME, render_torch
 from mobiler2l_ns.export.graphs import ExportCamera
 from mobiler2l_ns.export.runtime import main as render_main, orbit_poses, to_normalised, to_original
 from mobiler2l_ns.scenes.synthetic import render_forward_facing_scene
@@ -109,20 +108,6 @@ def sample_poses(run: StudentRun, field: OnnxLightField) -> List[np.ndarray]:
     """Training poses, plus poses of the orbit (views the student was not trained on)."""
     train = run.pipeline.datamanager.train_dataparser_outputs.cameras.camera_to_worlds.double().numpy()
     return [train[0], train[len(train) // 2], train[-1], *field.orbit(5)[1::2]]
-
-
-def render_torch(model, camera: ExportCamera, c2w: np.ndarray) -> np.ndarray:
-    """The PyTorch student's ``get_outputs_for_camera`` at the exported intrinsics: [H, W, 3]."""
-    cameras = Cameras(
-        camera_to_worlds=torch.as_tensor(c2w[:3, :4], dtype=torch.float32)[None],
-        fx=camera.fx,
-        fy=camera.fy,
-        cx=camera.cx,
-        cy=camera.cy,
-        width=camera.width,
-        height=camera.height,
-    )
-    return model.get_outputs_for_camera(cameras)["rgb"].numpy()
 
 
 def current_umask() -> int:
