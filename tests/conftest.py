@@ -89,9 +89,10 @@ def teacher_run(tiny_blender: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def isolated_nerfstudio_writers():
     """nerfstudio keeps its event writers in module globals: an in-process training run would leave
     a tensorboard writer (with a cwd-relative path) that later runs keep writing to. Reset them."""
-    from nerfstudio.utils import writer
-
     yield
+    writer = sys.modules.get("nerfstudio.utils.writer")  # importing it first is circular; unloaded = nothing to reset
+    if writer is None:
+        return
     for event_writer in writer.EVENT_WRITERS:
         inner = getattr(event_writer, "tb_writer", None)
         if inner is not None:

@@ -87,8 +87,7 @@ def test_marcher_skips_empty_space_and_terminates_early():
     origins, directions = rays()
     est = exact_grid()
     _, _, all_samples, pts = render_marched(origins, directions, est, early_stop_eps=0.0, alpha_thre=0.0)
-    occ, _ = occupied(est, pts)
-    assert bool(occ.all())  # every sample lies in an occupied cell
+    assert bool(occupied(est, pts).all())  # every sample lies in an occupied cell
     dense_count = len(origins) * int(2 * 3.0 / STEP)
     assert len(all_samples.ray_indices) < 0.2 * dense_count
     _, _, early, _ = render_marched(origins, directions, est, early_stop_eps=1e-2, alpha_thre=0.0)

@@ -77,12 +77,10 @@ def step_boundaries(
     return torch.tensor(values, device=device, dtype=torch.float32)
 
 
-def occupied(
-    estimator: nerfacc.OccGridEstimator, points: Float[Tensor, "*bs 3"]
-) -> Tuple[Tensor, Tensor]:
-    """Looks ``points`` up in the finest grid level that contains them.
+def occupied(estimator: nerfacc.OccGridEstimator, points: Float[Tensor, "*bs 3"]) -> Tensor:
+    """Whether ``points`` lie in an occupied cell of the finest grid level containing them.
 
-    Returns (occupied, inside any level), both boolean with the batch shape.
+    Boolean with the batch shape; False outside every level.
     """
     aabbs = estimator.aabbs  # [L, 6], nested: level l+1 encloses level l
     res = estimator.resolution.to(points.device)
@@ -95,7 +93,7 @@ def occupied(
     cell = (unit_at_level * res).long().clamp(min=0)
     cell = torch.minimum(cell, res - 1)
     occ = estimator.binaries[level, cell[..., 0], cell[..., 1], cell[..., 2]]
-    return occ & inside, inside
+    return occ & inside
 
 
 @torch.no_grad()
@@ -131,8 +129,7 @@ def march_torch(
     t_mids = 0.5 * (t_starts + t_ends)
     valid = (t_mids >= t_min[:, None]) & (t_mids <= t_max[:, None])
     points = origins[:, None, :] + t_mids[..., None] * directions[:, None, :]
-    occ, _ = occupied(estimator, points)
-    mask = valid & occ
+    mask = valid & occupied(estimator, points)
     if sigma_fn is not None and (early_stop_eps > 0.0 or alpha_thre > 0.0):
         alpha_thre = min(alpha_thre, float(estimator.occs.mean()))
         ray_idx, step_idx = mask.nonzero(as_tuple=True)
