@@ -4,6 +4,8 @@ For ``--count`` pseudo poses of the teacher (seed 0, the teacher's own training 
 over ``--repeats`` rounds, the order alternating between rounds (medians reported):
 
 * ``plain``: ``teacher.model.get_outputs_for_camera`` on each pose (render only, nothing kept);
+* ``plain 2-pass``: the same with ``single_pass_inference=False`` (our teacher only): a density pass
+  in the marcher, then the field again on the kept samples, as before the single-pass path;
 * ``plain+npy``: the same, each view saved as a float32 ``.npy`` (what R2L / MobileR2L store);
 * ``ours``: :class:`~mobiler2l_ns.distill.generator.PseudoViewGenerator` into a fresh cache
   (render, uint8, PNG, checksummed shards written atomically by a writer thread).
@@ -117,7 +119,16 @@ def main() -> None:
         for camera in cameras:
             teacher.model.get_outputs_for_camera(camera.to(device))["rgb"]
 
+    def plain_two_pass() -> None:  # the teacher's inference path before single-pass shading
+        teacher.model.config.single_pass_inference = False
+        try:
+            plain()
+        finally:
+            teacher.model.config.single_pass_inference = True
+
     times: Dict[str, List[float]] = {"plain": [], "plain+npy": [], "ours": []}
+    if hasattr(teacher.model.config, "single_pass_inference"):
+        times["plain 2-pass"] = []
     bytes_per_view: Dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
@@ -133,9 +144,11 @@ def main() -> None:
             generator = PseudoViewGenerator(cache, c2w, intrinsics, teacher.train_cameras, show_progress=False)
             runs = {
                 "plain": plain,
+                "plain 2-pass": plain_two_pass,
                 "plain+npy": plain_npy,
                 "ours": lambda: generator.render_shards(teacher, range(cache.spec.num_shards)),  # noqa: B023
             }
+            runs = {name: run for name, run in runs.items() if name in times}
             order = list(runs) if repeat % 2 == 0 else list(reversed(runs))  # cancels drift on a shared machine
             for name in order:
                 times[name].append(timed(runs[name], device))
@@ -155,8 +168,8 @@ def main() -> None:
     rate = {name: args.count / seconds for name, seconds in median.items()}
     for name in times:
         runs = ", ".join(f"{t:.2f}" for t in times[name])
-        print(f"{name:>10}: {rate[name]:7.2f} views/s (median of {args.repeats} rounds: {runs} s)")
-    for other in ("plain", "plain+npy"):
+        print(f"{name:>12}: {rate[name]:7.2f} views/s (median of {args.repeats} rounds: {runs} s)")
+    for other in [name for name in times if name != "ours"]:
         paired = [b / a for a, b in zip(times["ours"], times[other])]  # per round: views/s ours / other
         print(
             f"ratio ours / {other:<9} = {statistics.median(paired):.3f} (median of per-round ratios "

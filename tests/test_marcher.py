@@ -6,7 +6,7 @@ import nerfacc
 import pytest
 import torch
 
-from mobiler2l_ns.teacher.marcher import march_torch, occupied, ray_aabb_intersect, render_weights
+from mobiler2l_ns.teacher.marcher import filter_visible, march_torch, occupied, ray_aabb_intersect, render_weights
 
 AABB = torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0, 1.0])
 RADIUS = 0.45
@@ -112,3 +112,24 @@ def test_grid_update_marks_the_ball_occupied():
     centers = AABB[:3] + (est.grid_coords.float() + 0.5) * size
     interior = ((centers - CENTER).norm(dim=-1) + size.norm() / 2 < RADIUS).view(truth.shape)
     assert interior.sum() > 100 and bool(est.binaries[interior].all())  # every cell inside the ball
+
+
+@pytest.mark.parametrize("early_stop_eps, alpha_thre", [(1e-4, 0.0), (1e-4, 0.01), (0.0, 0.0)])
+def test_filter_visible_keeps_exactly_the_samples_march_torch_keeps(early_stop_eps, alpha_thre):
+    """One-pass inference (march without sigma_fn, then filter) == march with the density pass."""
+    origins, directions = rays()
+    est = exact_grid()
+    kwargs = dict(early_stop_eps=early_stop_eps, alpha_thre=alpha_thre)
+    _, _, reference, _ = render_marched(origins, directions, est, **kwargs)
+    occupied_samples = march_torch(
+        est, origins, directions, near_plane=0.0, far_plane=1e3, render_step_size=STEP, sigma_fn=None, **kwargs
+    )
+    mids = ((occupied_samples.t_starts + occupied_samples.t_ends) / 2)[:, None]
+    sigmas = sphere_density(origins[occupied_samples.ray_indices] + directions[occupied_samples.ray_indices] * mids)
+    keep = filter_visible(est, occupied_samples, sigmas, len(origins), **kwargs)
+    kept = occupied_samples.select(keep)
+    if early_stop_eps > 0.0:
+        assert len(kept.ray_indices) < len(occupied_samples.ray_indices)  # the filter did something
+    assert torch.equal(kept.ray_indices, reference.ray_indices)
+    assert torch.equal(kept.step_indices, reference.step_indices)
+    assert torch.equal(kept.t_starts, reference.t_starts)

@@ -40,6 +40,27 @@ def test_trained_teacher_beats_untrained(teacher_run: TeacherRun, monkeypatch: p
     assert trained_psnr > 20.0
 
 
+def test_inference_single_pass_renders_what_the_two_pass_path_renders(
+    teacher_run: TeacherRun, monkeypatch: pytest.MonkeyPatch
+):
+    """Eval renders evaluate the field once per sample; the training-style path (density pass in the
+    marcher, field on the survivors) must give the same rgb / depth / accumulation."""
+    monkeypatch.chdir(teacher_run.root)
+    _, pipeline, _, _ = eval_setup(teacher_run.config, test_mode="test")
+    model = pipeline.model
+    camera = pipeline.datamanager.eval_dataset.cameras[0:1]
+    bundle = camera.generate_rays(camera_indices=0, keep_shape=False)
+    with torch.no_grad():
+        single = model.get_outputs(bundle)
+    model.config.single_pass_inference = False  # the training-style path
+    with torch.no_grad():
+        double = model.get_outputs(bundle)
+    assert double["accumulation"].mean() > 0.05  # the view shows the object
+    for key in ("rgb", "accumulation", "depth"):
+        torch.testing.assert_close(single[key], double[key], atol=1e-5, rtol=1e-5, msg=key)
+    assert torch.equal(single["num_samples_per_ray"], double["num_samples_per_ray"])
+
+
 def test_ns_eval_offline_reports_psnr_without_lpips(teacher_run: TeacherRun):
     out = teacher_run.root / "eval.json"
     proc = run_offline(

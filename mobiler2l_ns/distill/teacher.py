@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, Literal, Optional, Tuple, Union
 
 import torch
 import yaml
@@ -142,10 +142,14 @@ class TeacherRun:
 
 
 def load_teacher_pipeline(
-    config_path: Path, device: Union[str, torch.device], expect_checkpoint: Optional[Path] = None
+    config_path: Path,
+    device: Union[str, torch.device],
+    expect_checkpoint: Optional[Path] = None,
+    test_mode: Literal["test", "val", "inference"] = "inference",
 ) -> Pipeline:
-    """``eval_setup`` (inference mode: no images loaded) with the run's paths made absolute, then
-    frozen: eval mode, no gradients, on ``device``."""
+    """``eval_setup`` with the run's paths made absolute, then frozen: eval mode, no gradients, on
+    ``device``. Works for any run (teacher or student). ``test_mode`` "inference" loads no images;
+    "test" loads the evaluation split's images too."""
     from nerfstudio.utils.eval_utils import eval_setup  # pylint: disable=import-outside-toplevel
 
     config_path = Path(config_path).resolve()
@@ -167,7 +171,7 @@ def load_teacher_pipeline(
     on_target = torch.cuda.device(target) if target.type == "cuda" else contextlib.nullcontext()
     with on_target:
         _, pipeline, checkpoint, _ = eval_setup(
-            config_path, test_mode="inference", update_config_callback=absolute_paths
+            config_path, test_mode=test_mode, update_config_callback=absolute_paths
         )
     if expect_checkpoint is not None and Path(checkpoint).resolve() != expect_checkpoint.resolve():
         raise InputError(f"teacher config {config_path}: loaded {checkpoint}, expected {expect_checkpoint}")
@@ -199,7 +203,10 @@ class Teacher:
 
     @torch.inference_mode()
     def render(self, camera: Cameras) -> torch.Tensor:
-        """``[H, W, 3]`` colours of one camera, exactly as ``model.get_outputs_for_camera`` gives them."""
+        """``[H, W, 3]`` colours of one camera, equal to ``model.get_outputs_for_camera(camera)["rgb"]``."""
         if self.pipeline.training:  # nerfstudio's trainer never reaches the teacher, but be sure
             self.pipeline.eval()
-        return self.model.get_outputs_for_camera(camera.to(self.device))["rgb"]
+        camera = camera.to(self.device)
+        if hasattr(self.model, "render_rgb"):  # our teacher: colours only, one field pass per sample
+            return self.model.render_rgb(camera)
+        return self.model.get_outputs_for_camera(camera)["rgb"]

@@ -226,7 +226,7 @@ class MobileR2LModel(Model):
         depth = torch.linalg.norm(full_dirs, dim=-1, keepdim=True) * far[:, None, None, None]
         return rgb, depth
 
-    def near_far(self, centres: Float[Tensor, "B 3"]) -> Tuple[Float[Tensor, "B"], Float[Tensor, "B"]]:
+    def near_far(self, centres: Float[Tensor, "B 3"]) -> Tuple[Float[Tensor, " B"], Float[Tensor, " B"]]:
         """Per-camera near / far z-depths: from the config, else from the scene box."""
         if self.config.near is not None and self.config.far is not None:
             near = torch.full(centres.shape[:-1], self.config.near, device=centres.device)

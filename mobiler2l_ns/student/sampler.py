@@ -133,9 +133,7 @@ def ndc_rays(
     ox, oy, oz = o.unbind(-1)
     dx, dy, dz = directions.unbind(-1)
     o_ndc = torch.stack([-ax * ox / oz, -ay * oy / oz, 1.0 + 2.0 * near_plane / oz], dim=-1)
-    d_ndc = torch.stack(
-        [-ax * (dx / dz - ox / oz), -ay * (dy / dz - oy / oz), -2.0 * near_plane / oz], dim=-1
-    )
+    d_ndc = torch.stack([-ax * (dx / dz - ox / oz), -ay * (dy / dz - oy / oz), -2.0 * near_plane / oz], dim=-1)
     return o_ndc, d_ndc
 
 

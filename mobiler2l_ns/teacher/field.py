@@ -89,7 +89,9 @@ class TeacherField(nn.Module):
     ) -> Tuple[Float[Tensor, "N 1"], Float[Tensor, "N 3"]]:
         """Density and RGB in [0, 1] of N samples seen along unit ``directions``."""
         density, features = self.density_and_features(positions)
-        sh = self.direction_encoding(directions)  # torch SH takes unit vectors
-        rgb = self.color_mlp(torch.cat([sh, features], dim=-1))
-        return density, rgb
+        return density, self.rgb(features, directions)
 
+    def rgb(self, features: Float[Tensor, "N geo"], directions: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3"]:
+        """RGB in [0, 1] from ``density_and_features``' geometry features and unit view directions."""
+        sh = self.direction_encoding(directions)  # torch SH takes unit vectors
+        return self.color_mlp(torch.cat([sh, features], dim=-1))

@@ -72,9 +72,7 @@ def _as_int32(value: int) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def level_corners(
-    x: Float[Tensor, "N 3"], level: GridLevel
-) -> Tuple[Int[Tensor, "N 8"], Float[Tensor, "N 8"]]:
+def level_corners(x: Float[Tensor, "N 3"], level: GridLevel) -> Tuple[Int[Tensor, "N 8"], Float[Tensor, "N 8"]]:
     """Table rows (global, int32) and trilinear weights of the 8 cell corners around each point.
 
     Corner c = 4z + 2y + x-bit. Hashed levels have a power-of-two size (2^log2_T), so the

@@ -15,7 +15,7 @@ from typing import Callable, Optional, Tuple
 
 import nerfacc
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 SigmaFn = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -29,11 +29,16 @@ class PackedSamples:
     layout, which lets transmittance be computed with batched cumulative sums on any device.
     """
 
-    ray_indices: Int[Tensor, "M"]
-    t_starts: Float[Tensor, "M"]
-    t_ends: Float[Tensor, "M"]
-    step_indices: Optional[Int[Tensor, "M"]] = None
+    ray_indices: Int[Tensor, " M"]
+    t_starts: Float[Tensor, " M"]
+    t_ends: Float[Tensor, " M"]
+    step_indices: Optional[Int[Tensor, " M"]] = None
     num_steps: int = 0
+
+    def select(self, keep: Bool[Tensor, " M"]) -> "PackedSamples":
+        """The samples where ``keep`` is True (order kept)."""
+        steps = None if self.step_indices is None else self.step_indices[keep]
+        return PackedSamples(self.ray_indices[keep], self.t_starts[keep], self.t_ends[keep], steps, self.num_steps)
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,7 +56,7 @@ def nerfacc_cuda_available() -> bool:
 
 def ray_aabb_intersect(
     origins: Float[Tensor, "R 3"], directions: Float[Tensor, "R 3"], aabb: Float[Tensor, "6"]
-) -> Tuple[Float[Tensor, "R"], Float[Tensor, "R"]]:
+) -> Tuple[Float[Tensor, " R"], Float[Tensor, " R"]]:
     """Slab test. Returns entry and exit distances; exit < entry where a ray misses the box."""
     inv = 1.0 / torch.where(directions.abs() < 1e-12, torch.full_like(directions, 1e-12), directions)
     t0 = (aabb[:3] - origins) * inv
@@ -63,7 +68,7 @@ def ray_aabb_intersect(
 
 def step_boundaries(
     t_lo: float, t_hi: float, step: float, cone_angle: float, device: torch.device
-) -> Float[Tensor, "S"]:
+) -> Float[Tensor, " S"]:
     """Sample boundaries from t_lo to t_hi: constant ``step``, or growing as t * cone_angle."""
     if cone_angle <= 0.0:
         count = max(int((t_hi - t_lo) / step) + 1, 1)
@@ -119,9 +124,7 @@ def march_torch(
     if not bool(hit.any()):
         empty = torch.zeros(0, device=device)
         return PackedSamples(empty.long(), empty, empty, empty.long(), 1)
-    bounds = step_boundaries(
-        float(t_min[hit].min()), float(t_max[hit].max()), render_step_size, cone_angle, device
-    )
+    bounds = step_boundaries(float(t_min[hit].min()), float(t_max[hit].max()), render_step_size, cone_angle, device)
     deltas = bounds[1:] - bounds[:-1]  # [S]
     offsets = torch.rand(num_rays, 1, device=device) if stratified else torch.zeros(num_rays, 1, device=device)
     t_starts = bounds[None, :-1] + offsets * deltas[None]  # [R, S]
@@ -131,15 +134,11 @@ def march_torch(
     points = origins[:, None, :] + t_mids[..., None] * directions[:, None, :]
     mask = valid & occupied(estimator, points)
     if sigma_fn is not None and (early_stop_eps > 0.0 or alpha_thre > 0.0):
-        alpha_thre = min(alpha_thre, float(estimator.occs.mean()))
         ray_idx, step_idx = mask.nonzero(as_tuple=True)
         sigmas = torch.zeros_like(t_starts)
         if ray_idx.numel() > 0:
             sigmas[ray_idx, step_idx] = sigma_fn(t_starts[ray_idx, step_idx], t_ends[ray_idx, step_idx], ray_idx)
-        visible = nerfacc.render_visibility_from_density(
-            t_starts=t_starts, t_ends=t_ends, sigmas=sigmas, early_stop_eps=early_stop_eps, alpha_thre=alpha_thre
-        )
-        mask = mask & visible
+        mask = mask & dense_visibility(estimator, t_starts, t_ends, sigmas, early_stop_eps, alpha_thre)
     ray_idx, step_idx = mask.nonzero(as_tuple=True)
     return PackedSamples(
         ray_indices=ray_idx,
@@ -150,9 +149,48 @@ def march_torch(
     )
 
 
-def render_weights(
-    samples: PackedSamples, sigmas: Float[Tensor, "M"], num_rays: int
-) -> Float[Tensor, "M"]:
+def dense_visibility(
+    estimator: nerfacc.OccGridEstimator,
+    t_starts: Float[Tensor, "R S"],
+    t_ends: Float[Tensor, "R S"],
+    sigmas: Float[Tensor, "R S"],
+    early_stop_eps: float,
+    alpha_thre: float,
+) -> Bool[Tensor, "R S"]:
+    """nerfacc's sample filter on a dense layout: False behind an opaque surface or nearly transparent.
+
+    ``alpha_thre`` is capped by the grid's mean occupancy, as nerfacc's ``OccGridEstimator.sampling`` does.
+    """
+    alpha_thre = min(alpha_thre, float(estimator.occs.mean()))
+    return nerfacc.render_visibility_from_density(
+        t_starts=t_starts, t_ends=t_ends, sigmas=sigmas, early_stop_eps=early_stop_eps, alpha_thre=alpha_thre
+    )
+
+
+def filter_visible(
+    estimator: nerfacc.OccGridEstimator,
+    samples: PackedSamples,
+    sigmas: Float[Tensor, " M"],
+    num_rays: int,
+    early_stop_eps: float,
+    alpha_thre: float,
+) -> Bool[Tensor, " M"]:
+    """Which of the torch marcher's packed ``samples`` (marched without ``sigma_fn``) pass the filter.
+
+    The same filter ``march_torch`` applies with a ``sigma_fn``, from densities already computed:
+    an inference renderer evaluates the field once and keeps the samples this marks.
+    """
+    assert samples.step_indices is not None, "filter_visible needs the torch marcher's dense step indices"
+    if early_stop_eps <= 0.0 and alpha_thre <= 0.0:
+        return torch.ones_like(sigmas, dtype=torch.bool)
+    shape = (num_rays, samples.num_steps)
+    index = (samples.ray_indices, samples.step_indices)
+    dense = [torch.zeros(shape, device=sigmas.device).index_put(index, v) for v in (samples.t_starts, samples.t_ends)]
+    dense_sigmas = torch.zeros(shape, device=sigmas.device).index_put(index, sigmas.float())
+    return dense_visibility(estimator, dense[0], dense[1], dense_sigmas, early_stop_eps, alpha_thre)[index]
+
+
+def render_weights(samples: PackedSamples, sigmas: Float[Tensor, " M"], num_rays: int) -> Float[Tensor, " M"]:
     """Volume-rendering weights T_i * alpha_i of packed samples (differentiable in ``sigmas``)."""
     if samples.step_indices is None:  # nerfacc-packed samples: CUDA scan kernels
         return nerfacc.render_weight_from_density(

@@ -7,6 +7,8 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import nerfacc
 import torch
+from jaxtyping import Float
+from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.model_components.renderers import RGBRenderer
@@ -18,7 +20,7 @@ from torch.nn import Parameter
 
 from mobiler2l_ns.teacher.field import TeacherField
 from mobiler2l_ns.teacher.hash_grid import HashGrid
-from mobiler2l_ns.teacher.marcher import march, nerfacc_cuda_available, render_weights
+from mobiler2l_ns.teacher.marcher import PackedSamples, filter_visible, march, nerfacc_cuda_available, render_weights
 from mobiler2l_ns.utils.log import log_once
 from mobiler2l_ns.utils.metrics import ImageMetrics
 
@@ -66,6 +68,9 @@ class TeacherModelConfig(ModelConfig):
     far_plane: float = 1e3
     marcher: Literal["auto", "torch", "nerfacc"] = "auto"
     """Ray marcher: nerfacc's CUDA kernels ("auto" on CUDA when they load) or pure torch."""
+    single_pass_inference: bool = True
+    """Inference on the torch marcher evaluates the field once per occupied sample and filters samples
+    from those densities (same image as the two-pass path, one hash-grid pass less)."""
     occ_eval_chunk: int = 1 << 16
     """Points per density evaluation when refreshing the occupancy grid (bounds memory)."""
 
@@ -108,12 +113,12 @@ class TeacherModel(Model):
     # ------------------------------------------------------------------ training
     def occupancy(self, points: Tensor) -> Tensor:
         """Opacity of one marching step at ``points`` [N, 3] -> [N, 1], evaluated in chunks."""
-        chunks = [
-            self.field.density_fn(p) * self.render_step_size for p in points.split(self.config.occ_eval_chunk)
-        ]
+        chunks = [self.field.density_fn(p) * self.render_step_size for p in points.split(self.config.occ_eval_chunk)]
         return torch.cat(chunks) if chunks else points.new_zeros(0, 1)
 
-    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
         def update_occupancy_grid(step: int) -> None:
             self.occupancy_grid.update_every_n_steps(
                 step=step,
@@ -145,10 +150,19 @@ class TeacherModel(Model):
         log_once(f"Teacher on {device.type}: ray marcher={'nerfacc' if accelerated else 'torch'}, hash grid={kernel}")
         return accelerated
 
-    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
+    def shade(self, ray_bundle: RayBundle) -> Tuple[PackedSamples, Tensor, Tensor, int]:
+        """March ``ray_bundle`` and evaluate the field: ``(samples, density [M, 1], rgb [M, 3], num_rays)``.
+
+        In inference on the torch marcher the field is evaluated once per occupied sample and the
+        samples are filtered from those densities, instead of a density pass in the marcher and a
+        second field evaluation of the survivors (same samples, same values, one hash-grid pass less).
+        """
         origins = ray_bundle.origins.reshape(-1, 3)
         directions = ray_bundle.directions.reshape(-1, 3)
         num_rays = origins.shape[0]
+        accelerated = self.use_nerfacc(origins.device)
+        inference = not self.training and not torch.is_grad_enabled()
+        single_pass = self.config.single_pass_inference and inference and not accelerated
 
         def sigma_fn(t_starts: Tensor, t_ends: Tensor, ray_indices: Tensor) -> Tensor:
             mids = ((t_starts + t_ends) / 2.0)[:, None]
@@ -158,26 +172,59 @@ class TeacherModel(Model):
             self.occupancy_grid,
             origins,
             directions,
-            use_nerfacc=self.use_nerfacc(origins.device),
+            use_nerfacc=accelerated,
             near_plane=self.config.near_plane,
             far_plane=self.config.far_plane,
             render_step_size=self.render_step_size,
             cone_angle=self.config.cone_angle,
             stratified=self.training,
-            sigma_fn=sigma_fn,
+            sigma_fn=None if single_pass else sigma_fn,
             early_stop_eps=self.config.early_stop_eps,
             alpha_thre=self.config.alpha_thre,
         )
+        t_mids = ((samples.t_starts + samples.t_ends) / 2.0)[:, None]
+        positions = origins[samples.ray_indices] + directions[samples.ray_indices] * t_mids
+        if not single_pass:
+            density, rgb = self.field(positions, directions[samples.ray_indices])
+            return samples, density, rgb, num_rays
+        density, features = self.field.density_and_features(positions)
+        keep = filter_visible(
+            self.occupancy_grid, samples, density[:, 0], num_rays, self.config.early_stop_eps, self.config.alpha_thre
+        )
+        samples = samples.select(keep)
+        return samples, density[keep], self.field.rgb(features[keep], directions[samples.ray_indices]), num_rays
+
+    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        samples, density, rgb, num_rays = self.shade(ray_bundle)
         ray_indices = samples.ray_indices
         t_mids = ((samples.t_starts + samples.t_ends) / 2.0)[:, None]
-        positions = origins[ray_indices] + directions[ray_indices] * t_mids
-        density, rgb = self.field(positions, directions[ray_indices])
         weights = render_weights(samples, density[:, 0], num_rays)
         accumulation = nerfacc.accumulate_along_rays(weights, None, ray_indices, num_rays)
         depth = nerfacc.accumulate_along_rays(weights, t_mids, ray_indices, num_rays) / accumulation.clamp(min=1e-10)
         rgb = self.renderer_rgb(rgb=rgb, weights=weights[:, None], ray_indices=ray_indices, num_rays=num_rays)
         samples_per_ray = torch.bincount(ray_indices, minlength=num_rays)
         return {"rgb": rgb, "accumulation": accumulation, "depth": depth, "num_samples_per_ray": samples_per_ray}
+
+    @torch.inference_mode()
+    def render_rgb(self, camera: Cameras, rays_per_chunk: Optional[int] = None) -> Float[Tensor, "H W 3"]:
+        """Colours of one camera, equal to ``get_outputs_for_camera(camera)["rgb"]``, computing only them.
+
+        For pseudo-view generation: no depth, accumulation or sample counts, no per-chunk output dicts.
+        """
+        if self.training:
+            raise RuntimeError("render_rgb is for inference: call model.eval() first")
+        bundle = camera.generate_rays(camera_indices=0, keep_shape=True)
+        height, width = bundle.origins.shape[:2]
+        flat = bundle.flatten()
+        chunk = rays_per_chunk or self.config.eval_num_rays_per_chunk
+        out = []
+        for start in range(0, len(flat), chunk):
+            samples, density, rgb, num_rays = self.shade(flat[start : start + chunk])
+            weights = render_weights(samples, density[:, 0], num_rays)
+            out.append(
+                self.renderer_rgb(rgb=rgb, weights=weights[:, None], ray_indices=samples.ray_indices, num_rays=num_rays)
+            )
+        return torch.cat(out).view(height, width, 3)
 
     # ------------------------------------------------------------ losses/metrics
     def get_metrics_dict(self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]) -> Dict[str, Tensor]:

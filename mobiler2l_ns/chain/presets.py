@@ -1,0 +1,76 @@
+"""Presets of the whole chain (``mobiler2l run DATA --preset NAME``): steps and sizes per stage.
+
+The ``ns-train`` methods follow the data: Blender scenes train ``mobiler2l-teacher`` and the
+preset's student; ``ns-process-data`` captures (``transforms.json``) train
+``mobiler2l-teacher-real`` and the student's ``-real`` variant (near/far from the data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Dict, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class ChainPreset:
+    """What each stage of the chain runs."""
+
+    description: str
+    teacher_steps: int
+    student_method: str
+    """``mobiler2l`` (paper size) or ``mobiler2l-small`` (CPU size)."""
+    student_steps: int
+    pseudo_count: int
+    """Teacher-rendered pseudo views streamed to the student (paper: 10k)."""
+    real_share: float = 0.25
+    """Share of real images in the student's batches."""
+    finetune_steps: int = 0
+    """Final student steps on real images only."""
+    teacher_args: Tuple[str, ...] = ()
+    """Extra ``ns-train`` flags for the teacher (e.g. ``--pipeline.model.log2-hashmap-size 17``)."""
+    student_args: Tuple[str, ...] = ()
+    """Extra ``ns-train`` flags for the student."""
+    eval_views: Optional[int] = None
+    """Test views evaluated (evenly spaced; None: all)."""
+    orbit_frames: int = 24
+    """Frames of the preview orbit GIF rendered with onnxruntime."""
+
+    def with_steps(self, teacher: Optional[int] = None, student: Optional[int] = None) -> "ChainPreset":
+        """A copy with other step counts (``None`` keeps the preset's)."""
+        return replace(
+            self,
+            teacher_steps=self.teacher_steps if teacher is None else teacher,
+            student_steps=self.student_steps if student is None else student,
+        )
+
+
+PRESETS: Dict[str, ChainPreset] = {
+    "cpu-toy": ChainPreset(
+        description="minutes on a 2-core CPU for a ~100x100 scene (the README's main job on scenes/toy-360)",
+        teacher_steps=800,
+        student_method="mobiler2l-small",
+        student_steps=2000,
+        pseudo_count=400,
+        real_share=0.25,
+        finetune_steps=200,
+    ),
+    "cpu": ChainPreset(
+        description="under an hour on a 2-core CPU for a 400x400 scene (CPU teacher, small student)",
+        teacher_steps=2000,
+        student_method="mobiler2l-small",
+        student_steps=6000,
+        pseudo_count=300,
+        real_share=0.3,
+        finetune_steps=300,
+        eval_views=20,
+    ),
+    "gpu": ChainPreset(
+        description="paper scale on one GPU: Instant-NGP teacher, 10k pseudo views, paper-size student",
+        teacher_steps=20_000,
+        student_method="mobiler2l",
+        student_steps=200_000,
+        pseudo_count=10_000,
+        real_share=0.1,
+        finetune_steps=5_000,
+    ),
+}

@@ -1,0 +1,342 @@
+"""The whole chain as resumable stages: capture -> teacher -> student (pseudo views) -> ONNX -> previews.
+
+Every stage runs the project's real command line tools (``ns-process-data``, ``ns-train``,
+``ns-export mobiler2l-onnx``, ``mobiler2l-render``; evaluation loads each run like ``ns-eval``) into one folder
+per scene::
+
+    OUT/NAME/data/                       processed capture (only for raw photos / a video)
+    OUT/NAME/outputs/NAME/METHOD/chain/  nerfstudio runs (config.yml, nerfstudio_models/)
+    OUT/NAME/eval/{teacher,student}.json test-view metrics (chain/evaluate.py)
+    OUT/NAME/export/                     three ONNX graphs + metadata.json
+    OUT/NAME/renders/                    test renders, onnx-view.png, onnx-orbit.gif, strip.png
+    OUT/NAME/chain.json                  what each stage did and how long it took
+
+A stage is skipped when its outputs exist and are newer than its inputs; a training stage whose
+run was interrupted resumes from its latest checkpoint (``ns-train --load-dir``), and the pseudo
+view cache keeps every finished shard, so rerunning the same command after a crash or Ctrl-C
+goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Literal, Optional, Sequence
+
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from mobiler2l_ns.chain.presets import ChainPreset
+from mobiler2l_ns.utils.data_checks import IMAGE_SUFFIXES
+from mobiler2l_ns.utils.errors import InputError
+
+DataKind = Literal["blender", "nerfstudio", "images", "video"]
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
+TIMESTAMP = "chain"
+NEVER = 1_000_000_000  # a step count no run reaches: disables nerfstudio's periodic evaluations
+
+
+class StageError(RuntimeError):
+    """A stage's command failed; the message says which and how to go on."""
+
+
+def data_kind(data: Path) -> DataKind:
+    """What ``data`` is; InputError (one line) when it is none of the four accepted kinds."""
+    if not data.exists():
+        raise InputError(f"DATA {data}: no such file or folder")
+    if data.is_file():
+        if data.suffix.lower() in VIDEO_SUFFIXES:
+            return "video"
+        raise InputError(f"DATA {data}: a file, but not a video ({', '.join(VIDEO_SUFFIXES)})")
+    if (data / "transforms_train.json").is_file():
+        return "blender"
+    if (data / "transforms.json").is_file():
+        return "nerfstudio"
+    if any(p.suffix in IMAGE_SUFFIXES for p in data.iterdir() if p.is_file()):
+        return "images"
+    raise InputError(
+        f"DATA {data}: expected a Blender scene (transforms_train.json), an ns-process-data folder "
+        "(transforms.json), a folder of photos or a video"
+    )
+
+
+def tool(name: str) -> str:
+    """The console script ``name`` of this environment (beside the running Python first)."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise InputError(f"{name}: command not found (install mobiler2l-ns into this environment)")
+    return found
+
+
+def latest_step(checkpoints: Path) -> Optional[int]:
+    """Step of the newest ``step-NNNNNNNNN.ckpt`` in ``checkpoints``, or None."""
+    steps = [int(p.stem.split("-")[1]) for p in checkpoints.glob("step-*.ckpt") if p.stem.split("-")[1].isdigit()]
+    return max(steps) if steps else None
+
+
+def newest_mtime(paths: Sequence[Path]) -> float:
+    """Latest modification time among ``paths`` (files, or folders' files); 0 when none exist."""
+    times = [0.0]
+    for path in paths:
+        if path.is_dir():
+            times += [p.stat().st_mtime for p in path.rglob("*") if p.is_file()]
+        elif path.exists():
+            times.append(path.stat().st_mtime)
+    return max(times)
+
+
+def up_to_date(outputs: Sequence[Path], inputs: Sequence[Path]) -> bool:
+    """All ``outputs`` exist and none is older than the newest of ``inputs``."""
+    if not all(p.exists() for p in outputs):
+        return False
+    oldest = min(p.stat().st_mtime for p in outputs)
+    return oldest >= newest_mtime(inputs)
+
+
+def summary(result: Dict[str, object]) -> Dict[str, float]:
+    """The headline numbers of an evaluation result (metrics available, views, seconds per view)."""
+    keys = ("psnr", "ssim", "lpips", "views", "seconds_per_view")
+    return {k: result[k] for k in keys if isinstance(result.get(k), (int, float))}  # type: ignore[misc]
+
+
+def write_json_atomic(path: Path, value: object) -> None:
+    """Write ``value`` as JSON to a temporary name beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class StageRecord:
+    """What one stage did; a skipped stage keeps the ``seconds`` its outputs took to make."""
+
+    status: Literal["done", "skipped"]
+    seconds: float
+    outputs: List[str] = field(default_factory=list)
+    detail: Dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Chain:
+    """The stages of one scene (see the module docstring for the layout).
+
+    Args:
+        data: a Blender scene, an ``ns-process-data`` folder, a folder of photos or a video.
+        out: parent folder of the scene's folder.
+        name: the scene's folder name (and nerfstudio experiment name).
+        preset: what each stage runs.
+    """
+
+    data: Path
+    out: Path
+    name: str
+    preset: ChainPreset
+    records: Dict[str, StageRecord] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data = self.data.expanduser().resolve()
+        self.root = (self.out / self.name).resolve()
+        self.kind: DataKind = data_kind(self.data)
+        self.previous: Dict[str, dict] = {}
+        if self.record_path.is_file():
+            try:
+                self.previous = json.loads(self.record_path.read_text()).get("stages", {})
+            except (ValueError, AttributeError):
+                self.previous = {}
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def dataset(self) -> Path:
+        """The folder nerfstudio trains on (the processed capture for raw photos / a video)."""
+        return self.root / "data" if self.kind in ("images", "video") else self.data
+
+    @property
+    def dataparser(self) -> str:
+        return "blender-data" if self.kind == "blender" else "nerfstudio-data"
+
+    @property
+    def teacher_method(self) -> str:
+        return "mobiler2l-teacher" if self.kind == "blender" else "mobiler2l-teacher-real"
+
+    @property
+    def student_method(self) -> str:
+        return self.preset.student_method if self.kind == "blender" else f"{self.preset.student_method}-real"
+
+    def run_config(self, method: str) -> Path:
+        return self.root / "outputs" / self.name / method / TIMESTAMP / "config.yml"
+
+    @property
+    def teacher_config(self) -> Path:
+        return self.run_config(self.teacher_method)
+
+    @property
+    def student_config(self) -> Path:
+        return self.run_config(self.student_method)
+
+    @property
+    def export_dir(self) -> Path:
+        return self.root / "export"
+
+    @property
+    def renders(self) -> Path:
+        return self.root / "renders"
+
+    @property
+    def record_path(self) -> Path:
+        return self.root / "chain.json"
+
+    # ------------------------------------------------------------------ running
+    def stages(self) -> List[str]:
+        names = ["process"] if self.kind in ("images", "video") else []
+        return names + ["teacher", "teacher-eval", "student", "student-eval", "export", "preview"]
+
+    def run(self, until: Optional[str] = None) -> Dict[str, StageRecord]:
+        """Run (or skip) every stage in order, up to and including ``until``; returns their records."""
+        stages = self.stages()
+        if until is not None and until not in stages:
+            raise InputError(f"--until {until}: expected one of {', '.join(stages)}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        for index, name in enumerate(stages):
+            CONSOLE.rule(f"[bold]{index + 1}/{len(stages)} {name}")
+            started = time.perf_counter()
+            record = getattr(self, f"stage_{name.replace('-', '_')}")()
+            record.seconds = round(time.perf_counter() - started, 1)
+            if record.status == "skipped" and name in self.previous:  # keep what making the outputs took
+                record.seconds = float(self.previous[name].get("seconds", record.seconds))
+            self.records[name] = record
+            CONSOLE.print(f"{name}: {record.status} in {record.seconds:.1f} s")
+            self.save_record()
+            if name == until:
+                break
+        return self.records
+
+    def save_record(self) -> None:
+        write_json_atomic(
+            self.record_path,
+            {
+                "data": str(self.data),
+                "kind": self.kind,
+                "preset": asdict(self.preset),
+                "teacher_config": str(self.teacher_config),
+                "student_config": str(self.student_config),
+                "export": str(self.export_dir),
+                "stages": {name: asdict(record) for name, record in self.records.items()},
+            },
+        )
+
+    def command(self, stage: str, args: List[str]) -> None:
+        """Run ``args`` (output shown as it comes); StageError naming the stage when it fails."""
+        CONSOLE.print(f"[dim]$ {' '.join(args)}")
+        try:
+            result = subprocess.run(args, check=False)
+        except KeyboardInterrupt:
+            raise
+        if result.returncode != 0:
+            raise StageError(
+                f"stage {stage}: `{Path(args[0]).name} {' '.join(args[1:3])} ...` exited with code "
+                f"{result.returncode} (see its output above); rerun the same command to resume"
+            )
+
+    # ------------------------------------------------------------------ stages
+    def stage_process(self) -> StageRecord:
+        if (self.dataset / "transforms.json").is_file():
+            return StageRecord("skipped", 0.0, [str(self.dataset)])
+        from mobiler2l_ns.capture.process import process_capture  # pylint: disable=import-outside-toplevel
+
+        process_capture(self.data, self.dataset)
+        return StageRecord("done", 0.0, [str(self.dataset)])
+
+    def train(self, stage: str, method: str, steps: int, extra: Sequence[str], inputs: Sequence[Path]) -> StageRecord:
+        """``ns-train method`` for ``steps`` steps in total, resuming from the latest checkpoint."""
+        config = self.run_config(method)
+        checkpoints = config.parent / "nerfstudio_models"
+        latest = latest_step(checkpoints)
+        detail: Dict[str, object] = {"method": method, "steps": steps}
+        if latest is not None and latest >= steps - 1 and up_to_date([checkpoints], inputs):
+            return StageRecord("skipped", 0.0, [str(config)], detail)
+        if latest is not None and not up_to_date([checkpoints], inputs):
+            CONSOLE.print(f"{stage}: inputs changed since {checkpoints} was written: training again")
+            shutil.rmtree(checkpoints)
+            latest = None
+        remaining = steps if latest is None else steps - 1 - latest
+        save_every = max(100, steps // 10)
+        args = [tool("ns-train"), method, "--output-dir", str(self.root / "outputs"), "--experiment-name", self.name]
+        args += ["--timestamp", TIMESTAMP, "--vis", "tensorboard", "--max-num-iterations", str(remaining)]
+        args += ["--steps-per-save", str(save_every)]
+        args += ["--steps-per-eval-image", str(NEVER), "--steps-per-eval-all-images", str(NEVER)]
+        if latest is not None:
+            CONSOLE.print(f"{stage}: resuming from step {latest} ({remaining} steps to go)")
+            args += ["--load-dir", str(checkpoints)]
+            detail["resumed_from"] = latest
+        args += [*extra, self.dataparser, "--data", str(self.dataset)]
+        self.command(stage, args)
+        return StageRecord("done", 0.0, [str(config)], detail)
+
+    def evaluate(self, who: str, config: Path) -> StageRecord:
+        """Test-view metrics and renders of a run: ``eval/WHO.json``, ``renders/WHO/test/``."""
+        out = self.root / "eval" / f"{who}.json"
+        if up_to_date([out], [config.parent / "nerfstudio_models"]):
+            return StageRecord("skipped", 0.0, [str(out)], {"results": summary(json.loads(out.read_text()))})
+        from mobiler2l_ns.chain.evaluate import evaluate_run  # pylint: disable=import-outside-toplevel
+
+        shutil.rmtree(self.renders / who, ignore_errors=True)
+        result = evaluate_run(config, self.renders / who, self.preset.eval_views, save_gt=who == "teacher")
+        write_json_atomic(out, result)
+        CONSOLE.print(f"{who}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary(result).items()))
+        return StageRecord("done", 0.0, [str(out)], {"results": summary(result)})
+
+    def stage_teacher(self) -> StageRecord:
+        p = self.preset
+        return self.train("teacher", self.teacher_method, p.teacher_steps, p.teacher_args, [self.dataset])
+
+    def stage_teacher_eval(self) -> StageRecord:
+        return self.evaluate("teacher", self.teacher_config)
+
+    def stage_student(self) -> StageRecord:
+        p = self.preset
+        flags = {
+            "--pipeline.datamanager.teacher-config": self.teacher_config,
+            "--pipeline.datamanager.pseudo-count": p.pseudo_count,
+            "--pipeline.datamanager.real-share": p.real_share,
+            "--pipeline.datamanager.finetune-steps": p.finetune_steps,
+            "--optimizers.student.scheduler.max-steps": p.student_steps,
+        }
+        extra = [str(v) for pair in flags.items() for v in pair] + list(p.student_args)
+        inputs = [self.teacher_config.parent / "nerfstudio_models"]
+        return self.train("student", self.student_method, p.student_steps, extra, inputs)
+
+    def stage_student_eval(self) -> StageRecord:
+        return self.evaluate("student", self.student_config)
+
+    def stage_export(self) -> StageRecord:
+        graphs = [self.export_dir / f"{g}.onnx" for g in ("sampler", "embedder", "model")]
+        outputs = [*graphs, self.export_dir / "metadata.json"]
+        if up_to_date(outputs, [self.student_config.parent / "nerfstudio_models"]):
+            return StageRecord("skipped", 0.0, [str(self.export_dir)])
+        args = [tool("ns-export"), "mobiler2l-onnx", "--load-config", str(self.student_config)]
+        self.command("export", [*args, "--output-dir", str(self.export_dir)])
+        return StageRecord("done", 0.0, [str(self.export_dir)])
+
+    def stage_preview(self) -> StageRecord:
+        strip = self.renders / "strip.png"
+        outputs = [strip, self.renders / "onnx-view.png", self.renders / "onnx-orbit.gif"]
+        inputs = [self.export_dir, self.root / "eval"]
+        if up_to_date(outputs, inputs):
+            return StageRecord("skipped", 0.0, [str(p) for p in outputs])
+        onnx = [tool("mobiler2l-render"), str(self.export_dir)]
+        self.command("preview", [*onnx, "--out", str(self.renders / "onnx-view.png")])
+        orbit = ["--orbit", str(self.preset.orbit_frames), "--out", str(self.renders / "onnx-orbit.gif")]
+        self.command("preview", [*onnx, *orbit])
+        self.command(
+            "preview", [sys.executable, "-m", "mobiler2l_ns.utils.strip", str(self.renders), "--out", str(strip)]
+        )
+        return StageRecord("done", 0.0, [str(p) for p in outputs])
