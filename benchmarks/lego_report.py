@@ -119,11 +119,10 @@ def speed(chain: Chain, indices: List[int], repeats: int) -> Dict[str, float]:
 
 
 def cache_bytes(chain: Chain, pixels: int) -> Dict[str, float]:
-    folders = sorted(chain.teacher_config.parent.glob("pseudo-views-*"))
-    shards = [p for f in folders for p in f.glob("shard-*.m2lp")]
-    views = json.loads((chain.record_path).read_text())["preset"]["pseudo_count"]
-    total = sum(p.stat().st_size for p in shards)
-    per_view = total / max(views, 1)
+    """Shard bytes of the newest pseudo-view cache beside the teacher (the preset's pose set)."""
+    folder = max(chain.teacher_config.parent.glob("pseudo-views-*"), key=lambda f: f.stat().st_mtime)
+    total = sum(p.stat().st_size for p in folder.glob("shard-*.m2lp"))
+    per_view = total / chain.preset.pseudo_count
     scaled = per_view * 800 * 800 / pixels
     return {"bytes_per_view": per_view, "mb_per_800": scaled / 1e6, "fraction_of_original": scaled / ORIGINAL_BYTES}
 
@@ -141,7 +140,7 @@ def markdown(report: dict) -> str:
         f"| student - teacher PSNR | {s['psnr'] - t['psnr']:+.2f} dB | - |",
         f"| student parameters | {size['parameters'] / 1e6:.3f} M | {PAPER['params_m']} M |",
         f"| student MB fp32 / fp16 | {size['mb_fp32']:.2f} / {size['mb_fp16']:.2f} | {PAPER['mb']} (fp16) |",
-        f"| GFLOPs per {size['width']}x{size['height']} frame | {size['gflops_per_frame']:.1f} | "
+        f"| GFLOPs per {size['width']}x{size['height']} frame | {size['gflops_per_frame']:.2f} | "
         f"{PAPER['gflops']} (800x800) |",
         f"| ONNX latency per frame ({sp['device']}, onnxruntime CPU) | {sp['onnx_ms']:.1f} ms | "
         f"{PAPER['iphone_ms']} ms (iPhone) |",

@@ -229,7 +229,7 @@ class Chain:
                 "teacher_config": str(self.teacher_config),
                 "student_config": str(self.student_config),
                 "export": str(self.export_dir),
-                "stages": {name: asdict(record) for name, record in self.records.items()},
+                "stages": {**self.previous, **{name: asdict(record) for name, record in self.records.items()}},
             },
         )
 
