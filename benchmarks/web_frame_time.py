@@ -10,8 +10,9 @@ Both use ``--threads`` threads (default 1) and render the export's reference pos
 
 Printed per row: best / median of ``--repeats`` frames after ``--warmup`` untimed ones (in the
 browser: and for at least ``--warmup-seconds``, V8's tier-up of the wasm code) of the whole
-browser frame (sampler + embedder + model + drawing into the canvas) and of its model graph
-alone, the Python chain (sampler + embedder + model) and its model graph alone, and the ratios
+browser frame (sampler + embedder + model + drawing into the canvas), of its model graph alone
+and of a 1/4-resolution frame (every 4th ray: the viewer's default while the camera moves), the
+Python chain (sampler + embedder + model) and its model graph alone, and the ratios
 browser / Python of the best times (frame / chain and model / model). onnxruntime-web must be
 installed (``npm ci`` in ``mobiler2l_ns/web``).
 
@@ -115,7 +116,7 @@ def python_times(export_dir: Path, threads: int, repeats: int, warmup: int) -> D
 def browser_times(
     browser, export_dir: Path, threads: int, repeats: int, warmup: int, warmup_seconds: float
 ) -> Dict[str, float]:
-    """Best / median seconds of a full-resolution browser frame and of its model graph (wasm)."""
+    """Best / median seconds of a browser frame, of its model graph and of a 1/4-resolution frame (wasm)."""
     server = make_server(load_viewer_export(export_dir), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -131,11 +132,15 @@ def browser_times(
         frames = page.evaluate(
             "([r, w, s]) => mobiler2l.benchmark(r, w, 1, s)", [repeats, warmup, warmup_seconds * 1e3]
         )
+        quarter = []
+        if 4 in page.evaluate("mobiler2l.availableLevels()"):  # the default resolution while moving
+            quarter = page.evaluate("([r, w]) => mobiler2l.benchmark(r, w, 4, 0)", [repeats, warmup])
     finally:
         page.close()
         server.shutdown()
         server.server_close()
     times = {"frame": [f["ms"] / 1e3 for f in frames], "model": [f["model"] / 1e3 for f in frames]}
+    times["1/4 frame"] = [f["ms"] / 1e3 for f in quarter] or [math.nan]
     return {f"{name} {stat}": fn(values) for name, values in times.items() for stat, fn in STATS.items()}
 
 
@@ -188,7 +193,7 @@ def main(argv: List[str] | None = None) -> None:
     )
     header = (
         f"{'preset':>6} {'params':>10} {'size':>9} {'grid':>7} {'GFLOP':>6} "
-        f"{'browser frame':>15} {'browser model':>15} {'ORT chain':>15} {'ORT model':>15} "
+        f"{'browser frame':>15} {'browser model':>15} {'browser 1/4':>15} {'ORT chain':>15} {'ORT model':>15} "
         f"{'frame/chain':>11} {'model/model':>11}"
     )
     print(header)
@@ -208,7 +213,7 @@ def main(argv: List[str] | None = None) -> None:
                     print(
                         f"{preset:>6} {meta['network']['parameters']:>10,} {size:>4}x{size:<4} {grid:>7} "
                         f"{meta['network']['flops_per_frame'] / 1e9:6.2f} "
-                        f"{ms(web, 'frame')} {ms(web, 'model')} {ms(py, 'chain')} {ms(py, 'model')} "
+                        f"{ms(web, 'frame')} {ms(web, 'model')} {ms(web, '1/4 frame')} {ms(py, 'chain')} {ms(py, 'model')} "
                         f"{web['frame best'] / py['chain best']:11.2f} {web['model best'] / py['model best']:11.2f}",
                         flush=True,
                     )
