@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install mobiler2l-ns with its pinned dependencies into it.
-# On Debian/Ubuntu also installs the system libraries nerfstudio's tools load (as root, via apt).
+# On Debian/Ubuntu also installs the system packages (as root, via apt): the libraries nerfstudio's
+# tools load, and Chromium for the browser viewer's tests. With npm present, installs the viewer's
+# pinned onnxruntime-web (mobiler2l_ns/web/package-lock.json) with 'npm ci'.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(libusb-1.0-0)  # open3d, imported by ns-export
+# libusb-1.0-0: open3d, imported by ns-export. chromium: tests/test_web.py and
+# benchmarks/web_frame_time.py drive /usr/bin/chromium (Playwright never downloads a browser);
+# without root it is optional (those tests are skipped).
+APT_PACKAGES=(libusb-1.0-0 chromium)
+OPTIONAL_WITHOUT_ROOT=(chromium)
 
 if command -v dpkg >/dev/null 2>&1; then
   missing=()
@@ -16,8 +22,15 @@ if command -v dpkg >/dev/null 2>&1; then
       apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
     else
-      echo "mobiler2l: missing system packages: run 'sudo apt-get install ${missing[*]}' first" >&2
-      exit 1
+      required=()
+      for pkg in "${missing[@]}"; do
+        [[ " ${OPTIONAL_WITHOUT_ROOT[*]} " == *" $pkg "* ]] || required+=("$pkg")
+      done
+      if [ ${#required[@]} -gt 0 ]; then
+        echo "mobiler2l: missing system packages: run 'sudo apt-get install ${missing[*]}' first" >&2
+        exit 1
+      fi
+      echo "mobiler2l: ${missing[*]} not installed (browser viewer tests will be skipped): 'sudo apt-get install ${missing[*]}'" >&2
     fi
   fi
 fi
@@ -27,3 +40,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+
+# Browser viewer (mobiler2l-view): onnxruntime-web at the exact version of package-lock.json,
+# served from mobiler2l_ns/web/node_modules (no CDN). No install scripts are needed.
+if command -v npm >/dev/null 2>&1; then
+  (cd mobiler2l_ns/web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+else
+  echo "mobiler2l: npm not found: mobiler2l-view needs 'npm ci' in mobiler2l_ns/web (its tests will be skipped)" >&2
+fi

@@ -12,10 +12,11 @@ point) for every ``ns-*`` command, which must not pay for onnx / onnxruntime.
 
 from typing import Any
 
-__all__ = ["export_mobiler2l_onnx", "ExportResult", "OnnxLightField", "ExportMobileR2LOnnx"]
+__all__ = ["export_mobiler2l_onnx", "export_model", "ExportResult", "OnnxLightField", "ExportMobileR2LOnnx"]
 
 _LAZY = {
     "export_mobiler2l_onnx": "mobiler2l_ns.export.onnx_export",
+    "export_model": "mobiler2l_ns.export.onnx_export",
     "ExportResult": "mobiler2l_ns.export.onnx_export",
     "OnnxLightField": "mobiler2l_ns.export.runtime",
     "ExportMobileR2LOnnx": "mobiler2l_ns.export.command",

@@ -150,6 +150,40 @@ def export_mobiler2l_onnx(
     return result
 
 
+def export_model(
+    model,
+    camera: ExportCamera,
+    output_dir: Path,
+    train_poses: np.ndarray,
+    *,
+    dataparser_transform: Optional[np.ndarray] = None,
+    dataparser_scale: float = 1.0,
+    target: Target = "standard",
+    fp16: bool = False,
+    verbose: bool = False,
+) -> ExportResult:
+    """Export an in-memory :class:`MobileR2LModel` (no run directory), e.g. a randomly initialised one.
+
+    What :func:`export_mobiler2l_onnx` writes for a trained run, for benchmarks and tests:
+    ``train_poses`` ``[N, 3, 4]`` (normalised-world c2w; the first is the reference pose, all of
+    them set the orbit), ``dataparser_transform`` ``[3, 4]`` (default identity) and
+    ``dataparser_scale`` are stored in ``metadata.json`` as a run's would be.
+    """
+    validate_options(target, fp16, None, None)
+    poses = np.asarray(train_poses, dtype=np.float64).reshape(-1, 3, 4)
+    transform = np.eye(4)[:3] if dataparser_transform is None else np.asarray(dataparser_transform, np.float64)
+    run = StudentRun(model.eval(), camera, poses, transform[:3, :4], float(dataparser_scale), {"model": "in-memory"})
+    staging = StagingDir(Path(output_dir))
+    try:
+        result = write_export(run, camera, staging.path, target=target, fp16=fp16, verbose=verbose)
+        files = staging.commit()
+    except BaseException:
+        staging.abort()
+        raise
+    result.output_dir, result.files = staging.output_dir, files
+    return result
+
+
 def validate_options(target: str, fp16: bool, height: Optional[int], width: Optional[int]) -> None:
     """One-line InputErrors for option values the exporter cannot honour."""
     if target not in ("standard", "snap"):
