@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(libusb-1.0-0)  # open3d, imported by ns-export
+APT_PACKAGES=(libusb-1.0-0 colmap ffmpeg)  # libusb: open3d (ns-export); colmap, ffmpeg: ns-process-data (mobiler2l-process)
 
 if command -v dpkg >/dev/null 2>&1; then
   missing=()
