@@ -6,10 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-# libusb-1.0-0: open3d, imported by ns-export. chromium: tests/test_web.py and
-# benchmarks/web_frame_time.py drive /usr/bin/chromium (Playwright never downloads a browser);
-# without root it is optional (those tests are skipped).
-APT_PACKAGES=(libusb-1.0-0 chromium)
+# libusb-1.0-0: open3d, imported by ns-export. colmap, ffmpeg: ns-process-data (mobiler2l-process,
+# mobiler2l run on photos / a video). chromium: tests/test_web.py and benchmarks/web_frame_time.py
+# drive /usr/bin/chromium (Playwright never downloads a browser); without root chromium is optional
+# (those tests are skipped).
+APT_PACKAGES=(libusb-1.0-0 colmap ffmpeg chromium)
 OPTIONAL_WITHOUT_ROOT=(chromium)
 
 if command -v dpkg >/dev/null 2>&1; then

@@ -339,8 +339,9 @@ def sampling_settings(model, camera: ExportCamera) -> Dict[str, Any]:
         fx, fy = torch.tensor(camera.fx), torch.tensor(camera.fy)
         ax, ay = model._ndc_scale(fx, fy, camera.width, camera.height)
         return {"mode": "ndc", "ndc_scale": [ax, ay], "ndc_near_plane": float(cfg.ndc_near_plane)}
-    if cfg.near is not None and cfg.far is not None:
-        return {"mode": "fixed", "near": float(cfg.near), "far": float(cfg.far)}
+    fixed = model.fixed_near_far()  # config values, or derived from the data (near_far_from_data)
+    if fixed is not None:
+        return {"mode": "fixed", "near": float(fixed[0]), "far": float(fixed[1])}
     aabb = model.scene_box.aabb.detach().float().cpu()
     return {"mode": "scene_box", "aabb": aabb.tolist(), "min_near": float(cfg.min_near)}
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -114,6 +115,52 @@ def sphere_checker(
         i = np.floor((lon + math.pi) / (2 * math.pi) * n_lon).astype(np.int64)
         j = np.floor((lat + 0.5 * math.pi) / math.pi * n_lat).astype(np.int64)
         return _mix((i + j) % 2 == 0, a, b)
+
+    return tex
+
+
+def value_noise(seed: int, cell: float, octaves: int = 3) -> Texture:
+    """Solid multi-octave value noise with random colours per lattice point; (N,3)->(N,3).
+
+    Lattice points ``cell`` apart (halved per octave) carry colours from a seeded table, blended
+    trilinearly with a smoothstep, contrast-stretched 2.5x about 0.5: a non-repeating texture with
+    detail at several scales, which feature detectors such as SIFT (COLMAP) can match across views
+    (checkers repeat too much).
+    """
+    rng = np.random.default_rng([seed, 7])
+    perm = rng.permutation(256)
+    table = rng.random((256, 3))
+
+    def lattice(i: NDArray[np.int64], j: NDArray[np.int64], k: NDArray[np.int64]) -> FloatArray:
+        return table[perm[(perm[(perm[i % 256] + j) % 256] + k) % 256]]
+
+    def tex(p: FloatArray) -> FloatArray:
+        out = np.zeros_like(p)
+        amplitude, total = 1.0, 0.0
+        for octave in range(octaves):
+            q = p / (cell * 0.5**octave) + 17.0 * octave
+            base = np.floor(q).astype(np.int64)
+            f = q - base
+            f = f * f * (3.0 - 2.0 * f)  # smoothstep
+            layer = np.zeros_like(p)
+            for corner in range(8):
+                offset = np.array([(corner >> 2) & 1, (corner >> 1) & 1, corner & 1])
+                weight = np.prod(np.where(offset[None, :] == 1, f, 1.0 - f), axis=1)
+                c = base + offset[None, :]
+                layer += weight[:, None] * lattice(c[:, 0], c[:, 1], c[:, 2])
+            out += amplitude * layer
+            total += amplitude
+            amplitude *= 0.5
+        return np.clip(0.5 + 2.5 * (out / total - 0.5), 0.0, 1.0)  # stretch: octave averaging flattens contrast
+
+    return tex
+
+
+def modulated(base: Texture, noise: Texture, strength: float = 0.6) -> Texture:
+    """``base`` albedo scaled by ``(1 - strength) + strength * noise`` (per channel); (N,3)->(N,3)."""
+
+    def tex(p: FloatArray) -> FloatArray:
+        return base(p) * ((1.0 - strength) + strength * noise(p))
 
     return tex
 
@@ -301,6 +348,22 @@ def object_scene() -> Scene:
     )
     light = _normalize(np.array([0.45, -0.35, 0.82]))
     return Scene(prims, (float(light[0]), float(light[1]), float(light[2])), ambient=0.3)
+
+
+def photo_scene(seed: int = 0) -> Scene:
+    """The 360 object scene with noise-modulated textures, standing on an infinite noisy floor (z = -0.75).
+
+    A stand-in for a hand-held photo capture: every surface carries non-repeating detail, so COLMAP's
+    SIFT features register the views (see :func:`render_photo_capture`).
+    """
+    noise = [value_noise(seed * 16 + i, cell) for i, cell in enumerate((0.15, 0.1, 0.08, 0.06, 0.05, 0.3))]
+    base = object_scene()
+    prims = tuple(
+        dataclasses.replace(prim, texture=modulated(prim.texture, noise[i])) for i, prim in enumerate(base.primitives)
+    )
+    floor_texture = modulated(checker3d(1.0, (0.7, 0.65, 0.55), (0.5, 0.55, 0.6)), noise[5], 0.8)
+    floor = Plane((0.0, 0.0, -0.75), (0.0, 0.0, 1.0), floor_texture)
+    return Scene(prims + (floor,), base.light_dir, base.ambient)
 
 
 def forward_scene() -> Scene:
@@ -681,6 +744,51 @@ def render_forward_facing_scene(
         "frames": frames,
     }
     write_json(out / "transforms.json", meta)
+    return out
+
+
+SKY_SRGB = (0.62, 0.7, 0.8)
+"""Colour of the background (rays that miss the photo scene), sRGB."""
+
+
+def render_photo_capture(
+    out_dir: Union[str, Path],
+    size: int,
+    n_views: int,
+    seed: int,
+    radius: float = 3.2,
+    camera_angle_x: float = 0.8,
+    elev_range_deg: tuple[float, float] = (15.0, 55.0),
+    supersample: int = 2,
+) -> Path:
+    """Render a hand-held-style 360 photo capture of :func:`photo_scene`: images only, no poses.
+
+    Writes opaque RGB PNGs ``photo_0001.png`` ... (``size`` x ``size``, background :data:`SKY_SRGB`)
+    into ``out_dir`` and returns it, as a phone's photo folder would be before ``ns-process-data
+    images`` recovers the poses with COLMAP. Cameras lie on a hemisphere of ``radius`` looking at the
+    origin (azimuths stratified over 360 degrees, elevations in ``elev_range_deg``).
+    """
+    _check_positive("size", size, _MIN_SIZE)
+    _check_positive("n_views", n_views)
+    _check_positive("supersample", supersample)
+    _check_positive("seed", seed, 0)
+    if not (radius > 1.5 and 0.0 < camera_angle_x < math.pi):
+        raise ValueError("need radius > 1.5 and 0 < camera_angle_x < pi")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scene = photo_scene(seed)
+    focal = focal_from_fov(size, camera_angle_x)
+    poses = hemisphere_poses(n_views, np.random.default_rng([seed, 0]), radius, elev_range_deg)
+    names = set()
+    sky = _rgb(SKY_SRGB)
+    for i, c2w in enumerate(poses):
+        jitter_rng = np.random.default_rng([seed, 1, i])
+        img = render_view(scene, c2w, size, size, focal, focal, size / 2.0, size / 2.0, jitter_rng, supersample)
+        rgb = img[..., :3] * img[..., 3:] + sky * (1.0 - img[..., 3:])
+        name = f"photo_{i + 1:04d}.png"
+        names.add(name)
+        write_png(out / name, to_uint8(rgb))
+    _remove_stale(out, r"photo_\d{4}\.png", names)
     return out
 
 

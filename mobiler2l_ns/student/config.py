@@ -6,20 +6,28 @@
 * ``mobiler2l-small``: a CPU-sized student (depth 4, width 64, x4 super-resolution) that trains
   on a small scene in minutes; near / far from the scene box.
 
-Both take teacher-rendered pseudo views with ``--pipeline.datamanager.teacher-config RUN/config.yml``
+* ``mobiler2l-real`` / ``mobiler2l-small-real``: the same two for real captures
+  (``nerfstudio-data``: ``ns-process-data`` / ``mobiler2l-process`` output, with its COLMAP sparse
+  points); near / far derived from the data (the depths of the sparse points the training cameras
+  see, else the scene box), one pair for all cameras, saved with the checkpoint.
+
+All take teacher-rendered pseudo views with ``--pipeline.datamanager.teacher-config RUN/config.yml``
 (:mod:`mobiler2l_ns.distill.datamanager`; without it they train on the real images only).
-Both default to the CPU when CUDA is absent. Register them as ``nerfstudio.method_configs``
-entry points (``mobiler2l_method``, ``mobiler2l_small_method``).
+All default to the CPU when CUDA is absent. Register them as ``nerfstudio.method_configs``
+entry points (``mobiler2l_method``, ``mobiler2l_small_method``, ``mobiler2l_real_method``,
+``mobiler2l_small_real_method``).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Type
 
 import torch
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.engine.optimizers import OptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
@@ -129,4 +137,29 @@ mobiler2l_method = MethodSpecification(
 mobiler2l_small_method = MethodSpecification(
     config=mobiler2l_small_config,
     description="MobileR2L student, CPU-sized (depth 4, width 64, x4 super-resolution): trains in minutes",
+)
+
+
+def for_real_captures(config: TrainerConfig, method_name: str) -> TrainerConfig:
+    """A copy of a student preset for real captures: ``nerfstudio-data`` with its sparse points, and
+    near / far derived from the data (``near_far_from_data``) instead of constants."""
+    real = copy.deepcopy(config)
+    real.method_name = method_name
+    real.pipeline.datamanager.dataparser = NerfstudioDataParserConfig(load_3D_points=True)
+    model = real.pipeline.model
+    model.near, model.far, model.near_far_from_data = None, None, True
+    return real
+
+
+mobiler2l_real_config = for_real_captures(mobiler2l_config, "mobiler2l-real")
+mobiler2l_small_real_config = for_real_captures(mobiler2l_small_config, "mobiler2l-small-real")
+
+mobiler2l_real_method = MethodSpecification(
+    config=mobiler2l_real_config,
+    description="MobileR2L student, paper size, for real captures (nerfstudio-data; near/far from the data)",
+)
+
+mobiler2l_small_real_method = MethodSpecification(
+    config=mobiler2l_small_real_config,
+    description="MobileR2L student, CPU-sized, for real captures (nerfstudio-data; near/far from the data)",
 )

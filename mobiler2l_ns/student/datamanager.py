@@ -10,17 +10,22 @@ crop's low-res ray grid is a sub-grid of the full image's.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager, FullImageDatamanagerConfig
+from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from torch import Tensor
 
-from mobiler2l_ns.utils.data_checks import check_datamanager_data
+from mobiler2l_ns.student.sampler import DATA_NEAR_FAR_KEY, points_near_far, scene_box_near_far
+from mobiler2l_ns.utils.data_checks import check_datamanager_data, parser_kind
+from mobiler2l_ns.utils.log import log_once
 
 IMAGE_KEYS = ("image", "mask", "depth_image")
 """Per-pixel batch entries that are cropped with the camera (``[H, W, C]``)."""
@@ -56,8 +61,11 @@ class MobileR2LDataManager(FullImageDatamanager[InputDataset]):
         if config.train_images_per_batch < 1:
             raise ValueError(f"train_images_per_batch must be >= 1, got {config.train_images_per_batch}")
         check_datamanager_data(config)
+        skip_unconverted_points(config)
         super().__init__(config, *args, **kwargs)
         self.crop_rng = random.Random(config.crop_seed)
+        # read by models with near_far_from_data (the pipeline hands the train dataset's metadata to the model)
+        self.train_dataset.metadata[DATA_NEAR_FAR_KEY] = data_near_far(self.train_dataparser_outputs)
 
     def next_train(self, step: int) -> Tuple[Cameras, Dict]:
         """Next batch: ``train_images_per_batch`` cameras (cropped when ``crop_size``) and images."""
@@ -91,6 +99,45 @@ class MobileR2LDataManager(FullImageDatamanager[InputDataset]):
         if self.config.crop_size is not None:
             pixels = min(pixels, self.config.crop_size[0] * self.config.crop_size[1])
         return pixels * self.config.train_images_per_batch
+
+
+def skip_unconverted_points(config: MobileR2LDataManagerConfig) -> None:
+    """Turn off ``load_3D_points`` when nerfstudio would stop to ask whether to convert COLMAP points
+    (a capture from an old ns-process-data without ``ply_file_path``): near / far then come from the
+    scene box."""
+    if parser_kind(config.dataparser) != "nerfstudio" or not getattr(config.dataparser, "load_3D_points", False):
+        return
+    data = Path(config.data if config.data is not None else config.dataparser.data)
+    transforms = data if data.suffix == ".json" else data / "transforms.json"
+    try:
+        has_ply = "ply_file_path" in json.loads(transforms.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not has_ply:
+        config.dataparser.load_3D_points = False
+        log_once(f"{transforms}: no ply_file_path (sparse points); near / far will come from the scene box")
+
+
+def data_near_far(outputs: DataparserOutputs) -> Tuple[float, float, str]:
+    """One ``(near, far, source)`` z-depth range for all training cameras, from the data.
+
+    From the sparse points (``points3D_xyz``, loaded by nerfstudio-data's ``load_3D_points``): the
+    smallest 1st-percentile depth of the points a camera sees times 0.9 and the largest 99th-percentile
+    depth times 1.1 (LLFF's bounds). Without points: the range of the per-camera scene-box bounds.
+    """
+    cameras = outputs.cameras.reshape((-1,))
+    c2w = cameras.camera_to_worlds.float()
+    points = outputs.metadata.get("points3D_xyz")
+    if isinstance(points, Tensor) and points.shape[0] >= 8:
+        columns = [cameras.fx, cameras.fy, cameras.cx, cameras.cy, cameras.width, cameras.height]
+        intrinsics = torch.cat([c.reshape(-1, 1).float() for c in columns], dim=1)
+        near, far = points_near_far(c2w, intrinsics, points.float())
+        seen = torch.isfinite(near)
+        if bool(seen.any()):
+            source = f"{points.shape[0]} sparse points, seen by {int(seen.sum())} of {c2w.shape[0]} cameras"
+            return 0.9 * float(near[seen].min()), 1.1 * float(far[seen].max()), source
+    near, far = scene_box_near_far(c2w[:, :, 3], outputs.scene_box.aabb, min_near=0.0)
+    return float(near.min()), float(far.max()), "scene box"
 
 
 def crop_camera(camera: Cameras, x0: int, y0: int, width: int, height: int) -> Cameras:

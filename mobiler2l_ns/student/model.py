@@ -39,6 +39,7 @@ from mobiler2l_ns.student.sampler import (
     ndc_depth_to_camera_depth,
     ndc_points_from_pose,
     points_from_pose,
+    DATA_NEAR_FAR_KEY,
     sample_fractions,
     scene_box_near_far,
 )
@@ -78,7 +79,11 @@ class MobileR2LModelConfig(ModelConfig):
     far: Optional[float] = None
     """Far z-depth of the samples; None (with near None): per camera from the scene box."""
     min_near: float = 0.05
-    """Smallest near bound derived from the scene box."""
+    """Smallest near bound derived from the scene box or the data."""
+    near_far_from_data: bool = False
+    """One near / far for all cameras, derived from the training data when the model is built (the
+    z-depths of the COLMAP sparse points the cameras see, else the scene box; see
+    ``student.datamanager.data_near_far``) and saved in the checkpoint. Needs near = far = None."""
     use_ndc: bool = False
     """Sample in NeRF/LLFF NDC space (forward-facing scenes, LLFF world frame; see sampler.ndc_rays)."""
     ndc_scale: Optional[Tuple[float, float]] = None
@@ -104,6 +109,10 @@ class MobileR2LModel(Model):
             raise ValueError(f"set both near and far, or neither (got near={cfg.near}, far={cfg.far})")
         if cfg.near is not None and cfg.far is not None and not 0.0 < cfg.near < cfg.far:
             raise ValueError(f"need 0 < near < far, got near={cfg.near}, far={cfg.far}")
+        if cfg.near_far_from_data:
+            if cfg.near is not None:
+                raise ValueError("near_far_from_data derives near and far: leave near and far unset (None)")
+            self.register_buffer("data_near_far", self.near_far_from_metadata())
         self.embedder = PointEmbedder(cfg.num_points, cfg.num_frequencies, cfg.min_freq_exp)
         self.network = MobileR2LNetwork(
             in_channels=self.embedder.out_channels,
@@ -227,12 +236,35 @@ class MobileR2LModel(Model):
         return rgb, depth
 
     def near_far(self, centres: Float[Tensor, "B 3"]) -> Tuple[Float[Tensor, " B"], Float[Tensor, " B"]]:
-        """Per-camera near / far z-depths: from the config, else from the scene box."""
-        if self.config.near is not None and self.config.far is not None:
-            near = torch.full(centres.shape[:-1], self.config.near, device=centres.device)
-            far = torch.full(centres.shape[:-1], self.config.far, device=centres.device)
+        """Per-camera near / far z-depths: from the config, or the data, else from the scene box."""
+        fixed = self.fixed_near_far()
+        if fixed is not None:
+            near = torch.full(centres.shape[:-1], fixed[0], device=centres.device)
+            far = torch.full(centres.shape[:-1], fixed[1], device=centres.device)
             return near, far
         return scene_box_near_far(centres, self.scene_box.aabb, self.config.min_near)
+
+    def fixed_near_far(self) -> Optional[Tuple[float, float]]:
+        """The near / far shared by all cameras (config values, or derived from the data), else None
+        (per-camera scene-box bounds)."""
+        if self.config.near is not None and self.config.far is not None:
+            return self.config.near, self.config.far
+        if getattr(self.config, "near_far_from_data", False) and bool(torch.isfinite(self.data_near_far).all()):
+            return float(self.data_near_far[0]), float(self.data_near_far[1])
+        return None
+
+    def near_far_from_metadata(self) -> Tensor:
+        """``[near, far]`` from the datamanager's :data:`DATA_NEAR_FAR_KEY` metadata (clamped to
+        ``min_near``); NaN when absent (a checkpoint then supplies it; until then: scene box)."""
+        entry = (self.kwargs.get("metadata") or {}).get(DATA_NEAR_FAR_KEY)
+        if entry is None:
+            log_once("MobileR2L: near / far not derived (no student datamanager): scene box until a checkpoint loads")
+            return torch.full((2,), float("nan"))
+        near, far, source = entry
+        near = max(float(near), self.config.min_near)
+        far = max(float(far), near + self.config.min_near)
+        log_once(f"MobileR2L: near {near:.4g} / far {far:.4g} from the data ({source})")
+        return torch.tensor([near, far], dtype=torch.float32)
 
     def _ndc_scale(self, fx: Tensor, fy: Tensor, width: int, height: int) -> Tuple[float, float]:
         """NDC ``(2 fx / W, 2 fy / H)``: stored in the model, taken from the first camera if unset."""

@@ -32,6 +32,10 @@ from torch import Tensor
 
 Scalar = Union[float, Float[Tensor, "*batch"]]
 
+DATA_NEAR_FAR_KEY = "mobiler2l_near_far"
+"""Dataset-metadata key of the ``(near, far, source)`` the student datamanager derives from the
+training data (:func:`points_near_far`, else the scene box) for ``near_far_from_data`` models."""
+
 
 def lowres_grid_size(height: int, width: int, sr_factor: int) -> Tuple[int, int]:
     """Size ``(h, w)`` of the low-res ray grid that covers an ``height x width`` image.
@@ -169,6 +173,37 @@ def scene_box_near_far(
     return near, far
 
 
+def points_near_far(
+    c2w: Float[Tensor, "N 3 4"],
+    intrinsics: Float[Tensor, "N 6"],
+    points: Float[Tensor, "P 3"],
+    percentiles: Tuple[float, float] = (1.0, 99.0),
+    min_points: int = 8,
+) -> Tuple[Float[Tensor, "N"], Float[Tensor, "N"]]:  # noqa: F821
+    """Per-camera near / far z-depths of the sparse points each camera sees (LLFF's ``poses_bounds``).
+
+    ``intrinsics`` rows are ``(fx, fy, cx, cy, width, height)``. A point counts for a camera when it
+    lies in front of it and projects inside its image; near / far are the given percentiles of those
+    points' z-depths. Cameras that see fewer than ``min_points`` points get NaN.
+    """
+    near = torch.full((c2w.shape[0],), float("nan"), dtype=torch.float64)
+    far = near.clone()
+    pts = points.double()
+    q = torch.tensor([p / 100.0 for p in percentiles], dtype=torch.float64)
+    for i in range(c2w.shape[0]):
+        rotation, centre = c2w[i, :, :3].double(), c2w[i, :, 3].double()
+        local = (pts - centre) @ rotation  # camera frame (OpenGL: looking down -Z)
+        depth = -local[:, 2]
+        fx, fy, cx, cy, width, height = intrinsics[i].double().tolist()
+        ahead = depth > 1e-6
+        u = cx + fx * local[:, 0] / depth.clamp_min(1e-6)
+        v = cy - fy * local[:, 1] / depth.clamp_min(1e-6)
+        seen = ahead & (u >= 0) & (u <= width) & (v >= 0) & (v <= height)
+        if int(seen.sum()) >= min_points:
+            near[i], far[i] = torch.quantile(depth[seen], q)
+    return near.to(c2w.dtype), far.to(c2w.dtype)
+
+
 def ndc_depth_to_camera_depth(ndc_depth: float, near_plane: float = 1.0) -> float:
     """World z-distance in front of the near plane's origin of NDC depth ``t'`` (``n / (1 - t')``)."""
     if not 0.0 <= ndc_depth < 1.0:
@@ -185,5 +220,6 @@ __all__ = [
     "ndc_rays",
     "ndc_points_from_pose",
     "scene_box_near_far",
+    "points_near_far",
     "ndc_depth_to_camera_depth",
 ]

@@ -1,0 +1,244 @@
+"""Photos or a video -> a ``nerfstudio-data`` folder, with nerfstudio's ``ns-process-data`` (COLMAP, ffmpeg).
+
+::
+
+    mobiler2l-process SRC OUT [--num-frames-target 150] [--matching exhaustive] [ns-process-data flags ...]
+
+``SRC`` is a folder of images or a video file. ``ns-process-data images|video`` runs with COLMAP's
+CPU SIFT (``--no-gpu``; pass ``--gpu`` among the extra flags for a CUDA build of COLMAP) into a
+hidden sibling folder ``.OUT.partial-XXXX`` that is renamed to ``OUT`` only when COLMAP registered
+enough images, so ``OUT`` is either complete or absent (the partial folder is removed on any
+failure and on Ctrl-C). ``OUT`` then holds ``transforms.json``, ``images/`` (plus downscaled
+copies), ``sparse_pc.ply``, ``colmap/`` and ``ns-process-data.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, NoReturn, Optional, Sequence
+
+from mobiler2l_ns.utils.errors import InputError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".cr2")
+"""Image files ``ns-process-data images`` takes (case-insensitive)."""
+
+MATCHING_METHODS = ("exhaustive", "sequential", "vocab_tree")
+
+MIN_REGISTERED_IMAGES = 10
+"""COLMAP must register at least this many images ..."""
+MIN_REGISTERED_FRACTION = 0.5
+"""... and at least this fraction of the input images."""
+
+LOG_NAME = "ns-process-data.log"
+INSTALL_HINT = "run `apt-get install colmap ffmpeg` (as root; scripts/install.sh does it)"
+
+
+def list_images(folder: Path) -> List[Path]:
+    """Image files under ``folder`` (recursively, hidden names skipped), as ``ns-process-data`` lists them."""
+    return sorted(p for p in folder.glob("**/[!.]*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def check_tools() -> None:
+    """Raise InputError unless colmap, ffmpeg and ffprobe are on PATH."""
+    missing = [tool for tool in ("colmap", "ffmpeg", "ffprobe") if shutil.which(tool) is None]
+    if missing:
+        raise InputError(f"{' and '.join(missing)} not installed: {INSTALL_HINT}")
+
+
+def video_frame_count(video: Path) -> int:
+    """Frames of the first video stream of ``video`` (ffprobe); InputError when ffmpeg cannot read it."""
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets"]
+    cmd += ["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(video)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    digits = proc.stdout.strip().split(",")[0].strip()
+    if proc.returncode != 0 or not digits.isdigit() or int(digits) == 0:
+        reason = (proc.stderr.strip().splitlines() or ["no video stream"])[-1]
+        raise InputError(f"{video}: ffmpeg cannot read this file as a video ({reason})")
+    return int(digits)
+
+
+def minimum_registered(num_inputs: int) -> int:
+    """Images COLMAP must register out of ``num_inputs``: ``max(10, ceil(0.5 * num_inputs))``, at most all."""
+    return min(num_inputs, max(MIN_REGISTERED_IMAGES, math.ceil(MIN_REGISTERED_FRACTION * num_inputs)))
+
+
+def ns_process_data_command(
+    kind: str, src: Path, out: Path, num_frames_target: int, matching: str, extra_args: Sequence[str]
+) -> List[str]:
+    """The ``ns-process-data`` command line (run with this interpreter, so this environment's nerfstudio)."""
+    cmd = [sys.executable, "-m", "nerfstudio.scripts.process_data", kind, "--data", str(src), "--output-dir", str(out)]
+    cmd += ["--matching-method", matching, "--sfm-tool", "colmap", "--no-gpu"]
+    if kind == "video":
+        cmd += ["--num-frames-target", str(num_frames_target)]
+    return cmd + [str(arg) for arg in extra_args]
+
+
+def run_logged(cmd: Sequence[str], log_path: Path) -> int:
+    """Run ``cmd`` in its own process group, its output shown and copied to ``log_path``; its exit status.
+
+    On any exception (Ctrl-C included) the whole group (ns-process-data and the COLMAP / ffmpeg it
+    started) is terminated before the exception propagates.
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if not env.get("DISPLAY"):
+        env.setdefault("QT_QPA_PLATFORM", "offscreen")  # COLMAP is a Qt program
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True, text=True
+        )
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                sys.stdout.write(line)
+            return proc.wait()
+        except BaseException:
+            stop_group(proc)
+            raise
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """Terminate ``proc``'s process group (it leads its own session), then kill it if still there after 5 s."""
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def registered_frames(out: Path) -> int:
+    """Frames in ``out/transforms.json`` (0 when absent or unreadable)."""
+    try:
+        meta = json.loads((out / "transforms.json").read_text(encoding="utf-8"))
+        return len(meta.get("frames", []))
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
+def last_error_line(log_path: Path) -> str:
+    """The last non-empty line of the log that names an error (else the last line), stripped."""
+    try:
+        lines = [line.strip() for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    except OSError:
+        return ""
+    lines = [line for line in lines if line and not set(line) <= set("─━-=")]
+    errors = [line for line in lines if "error" in line.lower() or "could not" in line.lower()]
+    return (errors or lines or [""])[-1][:300]
+
+
+def process_capture(
+    src: Path,
+    dst: Path,
+    *,
+    num_frames_target: int = 150,
+    matching: str = "exhaustive",
+    extra_args: Sequence[str] = (),
+) -> Path:
+    """Turn photos (a folder) or a video (a file) ``src`` into the nerfstudio-data folder ``dst``.
+
+    Runs ``ns-process-data images|video`` (COLMAP with CPU SIFT, ``matching`` in ``exhaustive``,
+    ``sequential``, ``vocab_tree``; ``num_frames_target`` frames extracted from a video, a folder's
+    images are all used; ``extra_args`` appended to its command line) into
+    ``dst.parent/.{dst.name}.partial-XXXX``, renamed to ``dst`` on success. Returns ``dst`` (with
+    ``transforms.json``). Raises a one-line :class:`InputError` for a folder without images, an
+    unreadable video, missing colmap / ffmpeg, an existing non-empty ``dst`` and too few images
+    registered by COLMAP; nothing is left behind then, nor on KeyboardInterrupt.
+    """
+    src, dst = Path(src), Path(dst)
+    if matching not in MATCHING_METHODS:
+        raise InputError(f"matching {matching!r}: expected one of {', '.join(MATCHING_METHODS)}")
+    if num_frames_target < 1:
+        raise InputError(f"num_frames_target {num_frames_target}: expected a positive number of frames")
+    if not src.exists():
+        raise InputError(f"{src}: no such file or folder")
+    kind = "images" if src.is_dir() else "video"
+    num_inputs = 0
+    if kind == "images":
+        num_inputs = len(list_images(src))
+        if num_inputs == 0:
+            raise InputError(f"{src}: no images found (expected files ending in {', '.join(IMAGE_EXTENSIONS)})")
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise InputError(f"{dst}: already exists; remove it or choose another output folder")
+    check_tools()
+    if kind == "video":
+        video_frame_count(src)
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
+    try:
+        os.chmod(partial, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
+        log_path = partial / LOG_NAME
+        cmd = ns_process_data_command(kind, src, partial, num_frames_target, matching, extra_args)
+        print(f"mobiler2l: ns-process-data {kind} {src} (COLMAP, {matching} matching) -> {dst}", flush=True)
+        status = run_logged(cmd, log_path)
+        if not (partial / "colmap" / "database.db").is_file():  # failed before COLMAP (its errors may exit 0)
+            if kind == "video" and not list_images(partial / "images"):
+                raise InputError(f"{src}: ffmpeg extracted no frames ({last_error_line(log_path)})")
+            raise InputError(f"{src}: ns-process-data failed (exit status {status}): {last_error_line(log_path)}")
+        if kind == "video":
+            num_inputs = len(list_images(partial / "images"))
+        registered = registered_frames(partial)
+        needed = minimum_registered(num_inputs)
+        if registered < needed:
+            raise InputError(
+                f"{src}: COLMAP registered {registered} of {num_inputs} images (at least {needed} needed): "
+                "take more overlapping photos (small steps between shots, about 60-80% shared view) "
+                "of a textured, static scene, sharp and evenly lit"
+                + ("" if matching == "exhaustive" else "; or try exhaustive matching")
+            )
+        if status != 0:
+            raise InputError(f"{src}: ns-process-data failed (exit status {status}): {last_error_line(log_path)}")
+        if dst.is_dir():
+            dst.rmdir()  # an empty folder given as the destination
+        os.rename(partial, dst)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    print(f"mobiler2l: {registered} of {num_inputs} images registered -> {dst / 'transforms.json'}", flush=True)
+    return dst
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``mobiler2l-process SRC OUT [--num-frames-target N] [--matching M] [ns-process-data flags ...]``."""
+    parser = _OneLineParser(
+        prog="mobiler2l-process",
+        description="Photos (a folder) or a video -> nerfstudio-data folder (ns-process-data with COLMAP on CPU). "
+        "Unknown flags are passed on to ns-process-data.",
+    )
+    parser.add_argument("src", type=Path, metavar="SRC", help="folder of images, or a video file")
+    parser.add_argument("out", type=Path, metavar="OUT", help="output folder (must not exist yet, or be empty)")
+    parser.add_argument("--num-frames-target", type=int, default=150, help="frames to extract from a video")
+    parser.add_argument("--matching", choices=MATCHING_METHODS, default="exhaustive", help="COLMAP feature matching")
+    args, extra = parser.parse_known_args(argv)
+    process_capture(
+        args.src, args.out, num_frames_target=args.num_frames_target, matching=args.matching, extra_args=extra
+    )
+    return 0
+
+
+def entrypoint() -> None:
+    """Console script ``mobiler2l-process``."""
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()
