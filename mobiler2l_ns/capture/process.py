@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, NoReturn, Optional, Sequence
+from typing import List, NoReturn, Optional, Sequence, Tuple
 
 from mobiler2l_ns.utils.errors import InputError
 
@@ -140,6 +140,56 @@ def last_error_line(log_path: Path) -> str:
     return (errors or lines or [""])[-1][:300]
 
 
+class _TooFewRegistered(Exception):
+    def __init__(self, message: str, registered: int) -> None:
+        super().__init__(message)
+        self.message, self.registered = message, registered
+
+
+def _process_once(
+    src: Path,
+    dst: Path,
+    kind: str,
+    num_inputs: int,
+    num_frames_target: int,
+    matching: str,
+    extra_args: Sequence[str],
+) -> Tuple[int, int]:
+    """One ns-process-data run into a fresh partial folder renamed to ``dst``: (registered, inputs)."""
+    partial = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
+    try:
+        os.chmod(partial, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
+        log_path = partial / LOG_NAME
+        cmd = ns_process_data_command(kind, src, partial, num_frames_target, matching, extra_args)
+        print(f"mobiler2l: ns-process-data {kind} {src} (COLMAP, {matching} matching) -> {dst}", flush=True)
+        status = run_logged(cmd, log_path)
+        if not (partial / "colmap" / "database.db").is_file():  # failed before COLMAP (its errors may exit 0)
+            if kind == "video" and not list_images(partial / "images"):
+                raise InputError(f"{src}: ffmpeg extracted no frames ({last_error_line(log_path)})")
+            raise InputError(f"{src}: ns-process-data failed (exit status {status}): {last_error_line(log_path)}")
+        if kind == "video":
+            num_inputs = len(list_images(partial / "images"))
+        registered = registered_frames(partial)
+        needed = minimum_registered(num_inputs)
+        if registered < needed:
+            raise _TooFewRegistered(
+                f"{src}: COLMAP registered {registered} of {num_inputs} images (at least {needed} needed): "
+                "take more overlapping photos (small steps between shots, about 60-80% shared view) "
+                "of a textured, static scene, sharp and evenly lit"
+                + ("" if matching == "exhaustive" else "; or try exhaustive matching"),
+                registered,
+            )
+        if status != 0:
+            raise InputError(f"{src}: ns-process-data failed (exit status {status}): {last_error_line(log_path)}")
+        if dst.is_dir():
+            dst.rmdir()  # an empty folder given as the destination
+        os.rename(partial, dst)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return registered, num_inputs
+
+
 def process_capture(
     src: Path,
     dst: Path,
@@ -147,6 +197,7 @@ def process_capture(
     num_frames_target: int = 150,
     matching: str = "exhaustive",
     extra_args: Sequence[str] = (),
+    attempts: int = 2,
 ) -> Path:
     """Turn photos (a folder) or a video (a file) ``src`` into the nerfstudio-data folder ``dst``.
 
@@ -156,7 +207,9 @@ def process_capture(
     ``dst.parent/.{dst.name}.partial-XXXX``, renamed to ``dst`` on success. Returns ``dst`` (with
     ``transforms.json``). Raises a one-line :class:`InputError` for a folder without images, an
     unreadable video, missing colmap / ffmpeg, an existing non-empty ``dst`` and too few images
-    registered by COLMAP; nothing is left behind then, nor on KeyboardInterrupt.
+    registered by COLMAP; nothing is left behind then, nor on KeyboardInterrupt. COLMAP's
+    incremental mapper is randomised (threads, RANSAC): when it registers some but too few images,
+    the whole run is repeated, up to ``attempts`` runs in all.
     """
     src, dst = Path(src), Path(dst)
     if matching not in MATCHING_METHODS:
@@ -178,36 +231,16 @@ def process_capture(
         video_frame_count(src)
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
-    try:
-        os.chmod(partial, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
-        log_path = partial / LOG_NAME
-        cmd = ns_process_data_command(kind, src, partial, num_frames_target, matching, extra_args)
-        print(f"mobiler2l: ns-process-data {kind} {src} (COLMAP, {matching} matching) -> {dst}", flush=True)
-        status = run_logged(cmd, log_path)
-        if not (partial / "colmap" / "database.db").is_file():  # failed before COLMAP (its errors may exit 0)
-            if kind == "video" and not list_images(partial / "images"):
-                raise InputError(f"{src}: ffmpeg extracted no frames ({last_error_line(log_path)})")
-            raise InputError(f"{src}: ns-process-data failed (exit status {status}): {last_error_line(log_path)}")
-        if kind == "video":
-            num_inputs = len(list_images(partial / "images"))
-        registered = registered_frames(partial)
-        needed = minimum_registered(num_inputs)
-        if registered < needed:
-            raise InputError(
-                f"{src}: COLMAP registered {registered} of {num_inputs} images (at least {needed} needed): "
-                "take more overlapping photos (small steps between shots, about 60-80% shared view) "
-                "of a textured, static scene, sharp and evenly lit"
-                + ("" if matching == "exhaustive" else "; or try exhaustive matching")
+    for attempt in range(1, attempts + 1):
+        try:
+            registered, num_inputs = _process_once(src, dst, kind, num_inputs, num_frames_target, matching, extra_args)
+            break
+        except _TooFewRegistered as err:
+            if err.registered == 0 or attempt == attempts:
+                raise InputError(err.message) from None
+            print(
+                f"mobiler2l: {err.message.split(' (')[0]}; COLMAP's mapper is randomised: running it again", flush=True
             )
-        if status != 0:
-            raise InputError(f"{src}: ns-process-data failed (exit status {status}): {last_error_line(log_path)}")
-        if dst.is_dir():
-            dst.rmdir()  # an empty folder given as the destination
-        os.rename(partial, dst)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     print(f"mobiler2l: {registered} of {num_inputs} images registered -> {dst / 'transforms.json'}", flush=True)
     return dst
 
