@@ -38,11 +38,13 @@ from common import LEGO, REPO, machine_description, require_lego
 
 from mobiler2l_ns.chain import PRESETS, Chain
 from mobiler2l_ns.chain.stages import write_json_atomic
+from mobiler2l_ns.distill.datamanager import PseudoDataManagerConfig
 from mobiler2l_ns.distill.teacher import TeacherRun, load_teacher_pipeline
 from mobiler2l_ns.export.runtime import OnnxLightField
 from mobiler2l_ns.student.network import count_parameters, frame_flops
 from mobiler2l_ns.utils.metrics import ImageMetrics
 
+SHARD_SIZE = PseudoDataManagerConfig().pseudo_shard_size
 ORIGINAL_BYTES = 800 * 800 * 3 * 4  # R2L / MobileR2L: float32 .npy per 800x800 view
 PAPER = {"psnr": 31.34, "params_m": 4.3, "mb": 8.3, "gflops": 150.0, "iphone_ms": 20.0}
 
@@ -121,10 +123,18 @@ def speed(chain: Chain, indices: List[int], repeats: int) -> Dict[str, float]:
 def cache_bytes(chain: Chain, pixels: int) -> Dict[str, float]:
     """Shard bytes of the newest pseudo-view cache beside the teacher (the preset's pose set)."""
     folder = max(chain.teacher_config.parent.glob("pseudo-views-*"), key=lambda f: f.stat().st_mtime)
-    total = sum(p.stat().st_size for p in folder.glob("shard-*.m2lp"))
-    per_view = total / chain.preset.pseudo_count
+    shards = sorted(folder.glob("shard-*.m2lp"))
+    count, size = chain.preset.pseudo_count, SHARD_SIZE
+    views = sum(min(size, count - size * int(p.stem.split("-")[1])) for p in shards)  # views in the shards written
+    total = sum(p.stat().st_size for p in shards)
+    per_view = total / max(views, 1)
     scaled = per_view * 800 * 800 / pixels
-    return {"bytes_per_view": per_view, "mb_per_800": scaled / 1e6, "fraction_of_original": scaled / ORIGINAL_BYTES}
+    return {
+        "views": views,
+        "bytes_per_view": per_view,
+        "mb_per_800": scaled / 1e6,
+        "fraction_of_original": scaled / ORIGINAL_BYTES,
+    }
 
 
 def markdown(report: dict) -> str:
@@ -147,7 +157,7 @@ def markdown(report: dict) -> str:
         f"| teacher render per frame ({sp['device']}) | {sp['teacher_ms']:.0f} ms | - |",
         f"| ONNX student speed-up over teacher | {sp['ratio']:.1f}x | - |",
         f"| pseudo views: bytes per 800x800-equivalent view | {cache['mb_per_800']:.3f} MB "
-        f"(1/{1 / cache['fraction_of_original']:.1f} of 7.68 MB) | 7.68 MB (float32 .npy) |",
+        f"(1/{1 / cache['fraction_of_original']:.1f} of 7.68 MB; {cache['views']} views cached) | 7.68 MB (float32 .npy) |",
     ]
     stages = ", ".join(f"{k} {v['seconds'] / 60:.1f} min" for k, v in report["stages"].items())
     return "\n".join(
@@ -178,10 +188,12 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--budget-min", type=float, default=None, help="default: 60 for cpu, none for gpu")
     parser.add_argument("--repeats", type=int, default=10, help="ONNX timing repeats per pose")
+    parser.add_argument("--teacher-steps", type=int, default=None, help="override the preset's")
+    parser.add_argument("--student-steps", type=int, default=None, help="override the preset's")
     args = parser.parse_args()
     budget = args.budget_min if args.budget_min is not None else (60.0 if args.preset == "cpu" else None)
 
-    preset = PRESETS[args.preset]
+    preset = PRESETS[args.preset].with_steps(args.teacher_steps, args.student_steps)
     chain = Chain(require_lego(args.data), args.out, f"lego-400-{args.preset}", preset)
     chain.run()
     record = json.loads(chain.record_path.read_text())

@@ -298,9 +298,14 @@ def test_interrupt_stops_the_child_and_removes_the_partial_folder(tmp_path: Path
             time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGINT)
 
+    # Ctrl-C raises KeyboardInterrupt even where this process inherited SIGINT ignored (a background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        process_capture(src, tmp_path / "out")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            process_capture(src, tmp_path / "out")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert not leftovers(tmp_path, "out")
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)

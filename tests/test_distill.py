@@ -139,7 +139,12 @@ def cli_process(args: List[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(OFFLINE_RUNNER), "mobiler2l-pseudo", *args],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,  # Ctrl-C works even if the test run inherited SIGINT ignored (a background job)
     )  # fmt: skip
+
+
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def shard_files(cache: Path) -> List[str]:
