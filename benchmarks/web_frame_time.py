@@ -43,19 +43,10 @@ from mobiler2l_ns.export.graphs import ExportCamera
 from mobiler2l_ns.export.onnx_export import export_model
 from mobiler2l_ns.export.runtime import OnnxLightField
 from mobiler2l_ns.student.config import mobiler2l_config, mobiler2l_small_config
+from mobiler2l_ns.web.browser import CHROMIUM, CHROMIUM_FLAGS
 from mobiler2l_ns.web.export_check import load_viewer_export
 from mobiler2l_ns.web.server import ORT_DIST, make_server, server_url
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PRESETS = {"paper": mobiler2l_config, "small": mobiler2l_small_config}
 CAMERA_ANGLE_X = 0.6911112  # NeRF-synthetic lego
 STATS = {"best": min, "median": statistics.median}

@@ -35,18 +35,9 @@ from mobiler2l_ns.export.runtime import (
     to_uint8,
 )
 from mobiler2l_ns.web.camera import look_at, viewer_pose
+from mobiler2l_ns.web.browser import CHROMIUM, CHROMIUM_FLAGS
 from mobiler2l_ns.web.export_check import load_viewer_export
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]  # Playwright adds --headless and a fresh --user-data-dir
 VIEW = Path(sys.executable).parent / "mobiler2l-view"
 HEIGHT, WIDTH = 40, 56  # ray grid 10 x 14 (x4 super-resolution): not square, to catch transposed axes
 
