@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mobiler2l_ns.utils.data_checks import check_dataset
-from mobiler2l_ns.utils.errors import InputError
+from mobiler2l_ns.utils.errors import BadInputArgumentParser, InputError, OneLineArgumentParser
 from tests.conftest import run_offline
 
 
@@ -66,3 +66,17 @@ def test_student_datamanager_checks_data_too(tmp_path: Path):
     config.data = tmp_path / "missing"
     with pytest.raises(InputError, match="no such file or folder"):
         config.setup(device="cpu")
+
+
+@pytest.mark.parametrize("parser_class, status", [(OneLineArgumentParser, 2), (BadInputArgumentParser, 1)])
+def test_usage_errors_are_one_line(parser_class, status: int, capsys: pytest.CaptureFixture[str]):
+    parser = parser_class(prog="mobiler2l-tool")
+    parser.add_argument("--count", type=int, required=True)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("go").add_argument("--size", type=int)
+    for argv in (["--count", "many"], ["--count", "1", "go", "--size", "big"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(argv)
+        assert exit_info.value.code == status
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("mobiler2l-tool") and "invalid int value" in err, err

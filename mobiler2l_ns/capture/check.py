@@ -32,13 +32,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, NoReturn, Optional, Sequence, Tuple
+from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from mobiler2l_ns.utils.errors import InputError
+from mobiler2l_ns.utils.errors import BadInputArgumentParser, InputError
 
 FloatArray = NDArray[np.float64]
 Layout = Literal["360", "forward"]
@@ -509,15 +509,8 @@ def summary_line(report: CaptureReport, limit: int = 3) -> str:
     )
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Usage errors are bad input: one line, exit status 1 (2 means a severe finding)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(1, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = BadInputArgumentParser(
         prog="mobiler2l-check-capture",
         description="Flag frames of a capture with inconsistent lighting, blur, odd radius, missing views or "
         "little overlap. Exit status: 0 clean or warnings only, 2 severe findings, 1 bad input.",

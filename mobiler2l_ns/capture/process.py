@@ -14,7 +14,6 @@ copies), ``sparse_pc.ply``, ``colmap/`` and ``ns-process-data.log``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -24,9 +23,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, NoReturn, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-from mobiler2l_ns.utils.errors import InputError
+from mobiler2l_ns.utils.errors import BadInputArgumentParser, InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".cr2")
 """Image files ``ns-process-data images`` takes (case-insensitive)."""
@@ -245,14 +244,9 @@ def process_capture(
     return dst
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(1, f"{self.prog}: error: {message}\n")
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``mobiler2l-process SRC OUT [--num-frames-target N] [--matching M] [ns-process-data flags ...]``."""
-    parser = _OneLineParser(
+    parser = BadInputArgumentParser(
         prog="mobiler2l-process",
         description="Photos (a folder) or a video -> nerfstudio-data folder (ns-process-data with COLMAP on CPU). "
         "Unknown flags are passed on to ns-process-data.",

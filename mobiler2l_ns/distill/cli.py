@@ -24,24 +24,19 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 
-from mobiler2l_ns.utils.errors import InputError
+from mobiler2l_ns.utils.errors import InputError, OneLineArgumentParser
 
 EQUIVALENT_PIXELS = 800 * 800
 ORIGINAL_BYTES_PER_VIEW = 800 * 800 * 3 * 4  # R2L / MobileR2L: float32 .npy per 800x800 view
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="mobiler2l-pseudo", description="Pseudo views of a MobileR2L teacher.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    parser = OneLineArgumentParser(prog="mobiler2l-pseudo", description="Pseudo views of a MobileR2L teacher.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     gen = commands.add_parser("generate", help="render a pseudo-view cache (resumes an interrupted one)")
     gen.add_argument("--teacher-config", type=Path, required=True, help="the teacher run's config.yml")
     gen.add_argument("--count", type=int, default=10_000, help="number of pseudo views (paper: 10k)")

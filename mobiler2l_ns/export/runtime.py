@@ -29,11 +29,11 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, NoReturn, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from mobiler2l_ns.utils.errors import InputError
+from mobiler2l_ns.utils.errors import InputError, OneLineArgumentParser
 
 METADATA_NAME = "metadata.json"
 PoseLike = Union[np.ndarray, Sequence[Sequence[float]]]
@@ -203,13 +203,8 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- CLI
 
 
-class _OneLineArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineArgumentParser(
+    parser = OneLineArgumentParser(
         prog="mobiler2l-render",
         description="Render a mobiler2l-onnx export with onnxruntime (reference runtime).",
     )

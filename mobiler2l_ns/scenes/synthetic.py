@@ -42,11 +42,13 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
+
+from mobiler2l_ns.utils.errors import OneLineArgumentParser
 
 FloatArray = NDArray[np.float64]
 Vec3 = tuple[float, float, float]
@@ -797,17 +799,9 @@ def render_photo_capture(
 # --------------------------------------------------------------------------- #
 
 
-class _OneLineArgumentParser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are a single ``prog: error: message`` line (exit status 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        """Print one line to stderr and exit 2 (no usage block)."""
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _build_parser() -> argparse.ArgumentParser:
     """Argument parser with ``blender`` and ``forward`` sub-commands."""
-    parser = _OneLineArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m mobiler2l_ns.scenes.synthetic",
         description="Render a deterministic procedural scene (project-owned, Apache-2.0).",
     )

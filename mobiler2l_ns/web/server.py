@@ -35,10 +35,10 @@ from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, NoReturn, Optional, Sequence
+from typing import Dict, Optional, Sequence
 from urllib.parse import unquote, urlsplit
 
-from mobiler2l_ns.utils.errors import InputError
+from mobiler2l_ns.utils.errors import InputError, OneLineArgumentParser
 from mobiler2l_ns.web.export_check import ViewerExport, load_viewer_export
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -177,13 +177,8 @@ def is_loopback(host: str) -> bool:
 # --------------------------------------------------------------------------- CLI
 
 
-class _OneLineArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineArgumentParser(
+    parser = OneLineArgumentParser(
         prog="mobiler2l-view",
         description="Browser viewer of a mobiler2l-onnx export (onnxruntime-web; wasm, or WebGPU when available).",
     )
