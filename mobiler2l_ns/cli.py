@@ -1,11 +1,12 @@
 """``mobiler2l``: the whole chain in one command.
 
-    mobiler2l run DATA [--preset auto|cpu-toy|cpu|gpu] [--out runs] [--name NAME] [--until STAGE]
+    mobiler2l run DATA [--preset auto|cpu-toy|cpu|gpu] [--out runs] [--name NAME] [--until STAGE] [--plan]
     mobiler2l presets
 
 DATA is a Blender scene, an ``ns-process-data`` folder, a folder of photos or a video. Each stage
 is skipped when its outputs exist and are newer than its inputs, so rerunning the same command
-after a crash or Ctrl-C resumes (see :mod:`mobiler2l_ns.chain.stages`).
+after a crash or Ctrl-C resumes, and a training run made with other settings (another preset) is
+redone; ``--plan`` prints what each stage would do and why (see :mod:`mobiler2l_ns.chain.stages`).
 """
 
 from __future__ import annotations
@@ -42,11 +43,17 @@ class Run:
     """Override the preset's student steps."""
     until: Optional[str] = None
     """Stop after this stage (process, teacher, teacher-eval, student, student-eval, export, preview)."""
+    plan: bool = False
+    """Only print what each stage would do (skip, resume, train, retrain, run) and why; run nothing."""
 
     def main(self) -> None:
         name = self.preset if self.preset != "auto" else ("gpu" if torch.cuda.is_available() else "cpu")
         preset = PRESETS[name].with_steps(self.teacher_steps, self.student_steps)
         chain = Chain(self.data, self.out, self.name or self.data.stem, preset)
+        if self.plan:
+            for stage, decision in chain.plan(self.until).items():
+                CONSOLE.print(f"{stage}: {decision.action} ({decision.reason})")
+            return
         CONSOLE.print(f"[bold]mobiler2l run[/bold] {chain.data} ({chain.kind}) -> {chain.root}, preset {name}")
         chain.run(self.until)
         CONSOLE.print(f"[bold green]done[/bold green]: {chain.record_path}, {chain.export_dir}, {chain.renders}")

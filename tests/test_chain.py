@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mobiler2l_ns.chain import Chain, ChainPreset
-from mobiler2l_ns.chain.stages import data_kind, latest_step
+from mobiler2l_ns.chain import Chain, ChainPreset, Decision
+from mobiler2l_ns.chain.stages import STEP_FLAGS, changed_settings, data_kind, flag_values, latest_step
 from mobiler2l_ns.export.runtime import OnnxLightField
 from mobiler2l_ns.utils.errors import InputError
 from tests.conftest import TINY_TEACHER_FLAGS
@@ -100,6 +101,17 @@ def test_rerun_skips_finished_stages_and_redoes_a_missing_one(chain: Chain) -> N
     before = checkpoint.stat().st_mtime
     for graph in chain.export_dir.iterdir():
         graph.unlink()
+    plan = Chain(chain.data, chain.out, chain.name, TINY).plan()
+    assert {name: decision.action for name, decision in plan.items()} == {
+        "teacher": "skip",
+        "teacher-eval": "skip",
+        "student": "skip",
+        "student-eval": "skip",
+        "export": "run",
+        "preview": "run",
+    }
+    assert plan["export"].reason == "missing sampler.onnx, embedder.onnx, model.onnx, metadata.json"
+    assert plan["preview"].reason == "after export"
     records = Chain(chain.data, chain.out, chain.name, TINY).run()
     status = {name: record.status for name, record in records.items()}
     assert status == {
@@ -111,6 +123,9 @@ def test_rerun_skips_finished_stages_and_redoes_a_missing_one(chain: Chain) -> N
         "preview": "done",
     }
     assert checkpoint.stat().st_mtime == before
+    plan = Chain(chain.data, chain.out, chain.name, replace(TINY, eval_views=2)).plan()
+    assert plan["teacher-eval"] == Decision("run", "evaluated views changed: None -> 2")
+    assert plan["student"].action == "skip" and plan["preview"] == Decision("run", "after teacher-eval, student-eval")
 
 
 def test_more_student_steps_resume_from_the_last_checkpoint(chain: Chain, capfd: pytest.CaptureFixture) -> None:
@@ -124,12 +139,31 @@ def test_more_student_steps_resume_from_the_last_checkpoint(chain: Chain, capfd:
     assert records["student"].detail["resumed_from"] == TINY.student_steps - 1
 
 
-def test_cli_reports_finished_stages_and_bad_data(chain: Chain, tmp_path: Path) -> None:
+def test_cli_plan_names_changed_settings_and_runs_nothing(chain: Chain, tmp_path: Path) -> None:
+    """Another preset on the same folder: the teacher is retrained (not resumed with flags it was not
+    trained with), everything after it reruns; --plan says so and touches nothing."""
+    checkpoints = chain.teacher_config.parent / "nerfstudio_models"
+    before = {p: p.stat().st_mtime for p in checkpoints.iterdir()}
     args = [sys.executable, "-m", "mobiler2l_ns.cli", "run", str(chain.data), "--out", str(chain.out)]
     args += ["--name", chain.name, "--preset", "cpu-toy", "--teacher-steps", str(TINY.teacher_steps)]
-    proc = subprocess.run([*args, "--until", "teacher"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([*args, "--plan"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "teacher: skipped" in proc.stdout
+    lines = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    assert lines["teacher"].startswith("retrain (settings changed: "), proc.stdout
+    assert f"{MODEL_FLAGS[0]} {MODEL_FLAGS[1]} -> (unset)" in lines["teacher"]
+    assert lines["student"] == "retrain (after teacher)" and lines["export"] == "run (after student)"
+    assert {p: p.stat().st_mtime for p in checkpoints.iterdir()} == before
     bad = subprocess.run([*args[:4], str(tmp_path / "nope")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines()[-1] == f"mobiler2l: DATA {tmp_path / 'nope'}: no such file or folder"
+
+
+def test_settings_of_a_run_and_what_changed() -> None:
+    args = ["--a", "1", "--pipeline.model.x", "2", "3", "--optimizers.student.scheduler.max-steps", "10"]
+    flags = flag_values(args, ignore=STEP_FLAGS)
+    assert flags == {"--a": "1", "--pipeline.model.x": "2 3"}
+    old = {"method": "m", "data": "d", "flags": flags}
+    assert changed_settings(old, {"method": "m", "data": "d", "flags": dict(flags)}) == ""
+    assert changed_settings(None, old) == ""
+    new = {"method": "m", "data": "e", "flags": {"--a": "4", "--b": "5"}}
+    assert changed_settings(old, new) == "data d -> e; --a 1 -> 4; --b (unset) -> 5; --pipeline.model.x 2 3 -> (unset)"

@@ -14,7 +14,10 @@ per scene::
 A stage is skipped when its outputs exist and are newer than its inputs; a training stage whose
 run was interrupted resumes from its latest checkpoint (``ns-train --load-dir``), and the pseudo
 view cache keeps every finished shard, so rerunning the same command after a crash or Ctrl-C
-goes on where it stopped.
+goes on where it stopped. Each training run records its method, data and flags beside its
+config.yml (``chain-settings.json``); a rerun with other settings (another preset, other flags)
+trains it again instead of resuming a run it cannot load. :meth:`Chain.plan` says what a run would
+do, and why, without doing it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Sequence
+from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
 from nerfstudio.utils.rich_utils import CONSOLE
 
@@ -115,6 +118,71 @@ def write_json_atomic(path: Path, value: object) -> None:
     os.replace(tmp, path)
 
 
+SETTINGS_FILE = "chain-settings.json"
+"""Beside a training run's config.yml: the method, data and flags it was trained with."""
+STEP_FLAGS = ("--optimizers.student.scheduler.max-steps",)
+"""Flags that follow the step count: a change of them resumes a run instead of retraining it."""
+DEPENDS: Dict[str, Tuple[str, ...]] = {
+    "process": (),
+    "teacher": ("process",),
+    "teacher-eval": ("teacher",),
+    "student": ("teacher",),
+    "student-eval": ("student",),
+    "export": ("student",),
+    "preview": ("export", "teacher-eval", "student-eval"),
+}
+"""The stages whose outputs each stage reads."""
+
+
+def flag_values(args: Sequence[str], ignore: Sequence[str] = ()) -> Dict[str, str]:
+    """``["--a", "1", "--b", "x", "y"]`` -> ``{"--a": "1", "--b": "x y"}`` (values of a flag joined by spaces)."""
+    values: Dict[str, List[str]] = {}
+    flag = ""
+    for arg in args:
+        if arg.startswith("--"):
+            flag = arg
+            values[flag] = []
+        else:
+            values.setdefault(flag, []).append(arg)
+    return {k: " ".join(v) for k, v in values.items() if k not in ignore}
+
+
+def read_json(path: Path) -> Dict[str, object]:
+    """A JSON object from ``path``; empty when the file is missing, unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def read_settings(run_dir: Path) -> Optional[Dict[str, object]]:
+    """The settings recorded beside a run's config.yml, or None (runs made before they were recorded)."""
+    return read_json(run_dir / SETTINGS_FILE) or None
+
+
+def changed_settings(old: Optional[Dict[str, object]], new: Dict[str, object]) -> str:
+    """What differs between two runs' settings, one phrase (``""`` when nothing or nothing is known)."""
+    if old is None:
+        return ""
+    changes = [f"{key} {old.get(key)} -> {new[key]}" for key in ("method", "data") if old.get(key) != new[key]]
+    old_flags = old.get("flags") if isinstance(old.get("flags"), dict) else {}
+    new_flags = new["flags"]
+    assert isinstance(old_flags, dict) and isinstance(new_flags, dict)
+    for flag in sorted(set(old_flags) | set(new_flags)):
+        if old_flags.get(flag) != new_flags.get(flag):
+            changes.append(f"{flag} {old_flags.get(flag, '(unset)')} -> {new_flags.get(flag, '(unset)')}")
+    return "; ".join(changes)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a stage will do: ``skip``, ``resume``, ``train``, ``retrain`` or ``run``, and why."""
+
+    action: Literal["skip", "resume", "train", "retrain", "run"]
+    reason: str
+
+
 @dataclass
 class StageRecord:
     """What one stage did; a skipped stage keeps the ``seconds`` its outputs took to make."""
@@ -146,12 +214,8 @@ class Chain:
         self.data = self.data.expanduser().resolve()
         self.root = (self.out / self.name).resolve()
         self.kind: DataKind = data_kind(self.data)
-        self.previous: Dict[str, dict] = {}
-        if self.record_path.is_file():
-            try:
-                self.previous = json.loads(self.record_path.read_text()).get("stages", {})
-            except (ValueError, AttributeError):
-                self.previous = {}
+        stages = read_json(self.record_path).get("stages")
+        self.previous: Dict[str, dict] = stages if isinstance(stages, dict) else {}
 
     # ------------------------------------------------------------------ paths
     @property
@@ -201,9 +265,7 @@ class Chain:
 
     def run(self, until: Optional[str] = None) -> Dict[str, StageRecord]:
         """Run (or skip) every stage in order, up to and including ``until``; returns their records."""
-        stages = self.stages()
-        if until is not None and until not in stages:
-            raise InputError(f"--until {until}: expected one of {', '.join(stages)}")
+        stages = self.stages_until(until)
         self.root.mkdir(parents=True, exist_ok=True)
         for index, name in enumerate(stages):
             CONSOLE.rule(f"[bold]{index + 1}/{len(stages)} {name}")
@@ -215,9 +277,65 @@ class Chain:
             self.records[name] = record
             CONSOLE.print(f"{name}: {record.status} in {record.seconds:.1f} s")
             self.save_record()
-            if name == until:
-                break
         return self.records
+
+    def stages_until(self, until: Optional[str]) -> List[str]:
+        """The stages up to and including ``until`` (all when None); InputError naming ``--until`` if unknown."""
+        stages = self.stages()
+        if until is None:
+            return stages
+        if until not in stages:
+            raise InputError(f"--until {until}: expected one of {', '.join(stages)}")
+        return stages[: stages.index(until) + 1]
+
+    def plan(self, until: Optional[str] = None) -> Dict[str, Decision]:
+        """What :meth:`run` would do at each stage, and why, without doing it (``mobiler2l run --plan``).
+
+        A stage whose upstream stage (``DEPENDS``) will run is planned to run after it, since that
+        makes its inputs newer than its outputs.
+        """
+        plan: Dict[str, Decision] = {}
+        for name in self.stages_until(until):
+            upstream = [d for d in DEPENDS[name] if d in plan and plan[d].action != "skip"]
+            if upstream:
+                action = "retrain" if name in ("teacher", "student") else "run"
+                plan[name] = Decision(action, f"after {', '.join(upstream)}")
+            else:
+                plan[name] = self.decide(name)
+        return plan
+
+    def decide(self, stage: str) -> Decision:
+        """Whether ``stage`` is skipped, resumed or (re)done, given the files on disk now."""
+        if stage == "process":
+            if (self.dataset / "transforms.json").is_file():
+                return Decision("skip", f"{self.dataset / 'transforms.json'} exists")
+            return Decision("run", "no processed capture yet")
+        if stage in ("teacher", "student"):
+            method, steps, extra, inputs = self.training(stage)
+            return self.training_decision(method, steps, extra, inputs)
+        outputs, inputs = self.files(stage)
+        if stage.endswith("-eval") and outputs[0].is_file():
+            requested = read_json(outputs[0]).get("requested_views", self.preset.eval_views)
+            if requested != self.preset.eval_views:
+                return Decision("run", f"evaluated views changed: {requested} -> {self.preset.eval_views}")
+        if up_to_date(outputs, inputs):
+            return Decision("skip", "outputs newer than their inputs")
+        missing = [p.name for p in outputs if not p.exists()]
+        return Decision("run", f"missing {', '.join(missing)}" if missing else "inputs changed since")
+
+    def files(self, stage: str) -> Tuple[List[Path], List[Path]]:
+        """``(outputs, inputs)`` of a stage that is not a training stage."""
+        if stage in ("teacher-eval", "student-eval"):
+            who = stage.split("-")[0]
+            config = self.teacher_config if who == "teacher" else self.student_config
+            return [self.root / "eval" / f"{who}.json"], [config.parent / "nerfstudio_models"]
+        if stage == "export":
+            graphs = [self.export_dir / f"{g}.onnx" for g in ("sampler", "embedder", "model")]
+            return [*graphs, self.export_dir / "metadata.json"], [self.student_config.parent / "nerfstudio_models"]
+        if stage == "preview":
+            outputs = [self.renders / "strip.png", self.renders / "onnx-view.png", self.renders / "onnx-orbit.gif"]
+            return outputs, [self.export_dir, self.root / "eval"]
+        raise ValueError(f"no files for stage {stage}")
 
     def save_record(self) -> None:
         write_json_atomic(
@@ -236,37 +354,66 @@ class Chain:
     def command(self, stage: str, args: List[str]) -> None:
         """Run ``args`` (output shown as it comes); StageError naming the stage when it fails."""
         CONSOLE.print(f"[dim]$ {' '.join(args)}")
-        try:
-            result = subprocess.run(args, check=False)
-        except KeyboardInterrupt:
-            raise
+        result = subprocess.run(args, check=False)
         if result.returncode != 0:
             raise StageError(
                 f"stage {stage}: `{Path(args[0]).name} {' '.join(args[1:3])} ...` exited with code "
                 f"{result.returncode} (see its output above); rerun the same command to resume"
             )
 
-    # ------------------------------------------------------------------ stages
-    def stage_process(self) -> StageRecord:
-        if (self.dataset / "transforms.json").is_file():
-            return StageRecord("skipped", 0.0, [str(self.dataset)])
-        from mobiler2l_ns.capture.process import process_capture  # pylint: disable=import-outside-toplevel
+    # ------------------------------------------------------------------ training
+    def training(self, stage: str) -> Tuple[str, int, List[str], List[Path]]:
+        """``(method, steps, extra ns-train flags, inputs)`` of the teacher or student stage.
 
-        process_capture(self.data, self.dataset)
-        return StageRecord("done", 0.0, [str(self.dataset)])
+        The student's ``--optimizers.student.scheduler.max-steps`` follows its steps; it is left out
+        of the recorded settings (``STEP_FLAGS``) so that more steps resume instead of retraining.
+        """
+        p = self.preset
+        if stage == "teacher":
+            return self.teacher_method, p.teacher_steps, list(p.teacher_args), [self.dataset]
+        flags = {
+            "--pipeline.datamanager.teacher-config": self.teacher_config,
+            "--pipeline.datamanager.pseudo-count": p.pseudo_count,
+            "--pipeline.datamanager.real-share": p.real_share,
+            "--pipeline.datamanager.finetune-steps": p.finetune_steps,
+            "--optimizers.student.scheduler.max-steps": p.student_steps,
+        }
+        extra = [str(v) for pair in flags.items() for v in pair] + list(p.student_args)
+        return self.student_method, p.student_steps, extra, [self.teacher_config.parent / "nerfstudio_models"]
 
-    def train(self, stage: str, method: str, steps: int, extra: Sequence[str], inputs: Sequence[Path]) -> StageRecord:
-        """``ns-train method`` for ``steps`` steps in total, resuming from the latest checkpoint."""
+    def settings(self, method: str, extra: Sequence[str]) -> Dict[str, object]:
+        """What a training run is, apart from its length: recorded beside its config.yml."""
+        return {"method": method, "data": str(self.dataset), "flags": flag_values(extra, ignore=STEP_FLAGS)}
+
+    def training_decision(self, method: str, steps: int, extra: Sequence[str], inputs: Sequence[Path]) -> Decision:
+        """Skip a finished run, resume a shorter one, retrain one made from other inputs or settings."""
         config = self.run_config(method)
         checkpoints = config.parent / "nerfstudio_models"
         latest = latest_step(checkpoints)
+        if latest is None:
+            return Decision("train", "no checkpoint yet")
+        if not up_to_date([checkpoints], inputs):
+            return Decision("retrain", f"inputs changed since {checkpoints} was written")
+        changed = changed_settings(read_settings(config.parent), self.settings(method, extra))
+        if changed:
+            return Decision("retrain", f"settings changed: {changed}")
+        if latest >= steps - 1:
+            return Decision("skip", f"finished ({latest + 1} steps)")
+        return Decision("resume", f"from step {latest} ({steps - 1 - latest} steps to go)")
+
+    def train(self, stage: str) -> StageRecord:
+        """``ns-train`` the teacher or the student for its steps in total, resuming from the latest checkpoint."""
+        method, steps, extra, inputs = self.training(stage)
+        config = self.run_config(method)
+        checkpoints = config.parent / "nerfstudio_models"
         detail: Dict[str, object] = {"method": method, "steps": steps}
-        if latest is not None and latest >= steps - 1 and up_to_date([checkpoints], inputs):
+        decision = self.training_decision(method, steps, extra, inputs)
+        if decision.action == "skip":
             return StageRecord("skipped", 0.0, [str(config)], detail)
-        if latest is not None and not up_to_date([checkpoints], inputs):
-            CONSOLE.print(f"{stage}: inputs changed since {checkpoints} was written: training again")
+        if decision.action == "retrain":
+            CONSOLE.print(f"{stage}: {decision.reason}: training again")
             shutil.rmtree(checkpoints)
-            latest = None
+        latest = latest_step(checkpoints) if decision.action == "resume" else None
         remaining = steps if latest is None else steps - 1 - latest
         save_every = max(100, steps // 10)
         args = [tool("ns-train"), method, "--output-dir", str(self.root / "outputs"), "--experiment-name", self.name]
@@ -278,65 +425,60 @@ class Chain:
             args += ["--load-dir", str(checkpoints)]
             detail["resumed_from"] = latest
         args += [*extra, self.dataparser, "--data", str(self.dataset)]
+        write_json_atomic(config.parent / SETTINGS_FILE, self.settings(method, extra))
         self.command(stage, args)
         return StageRecord("done", 0.0, [str(config)], detail)
+
+    # ------------------------------------------------------------------ stages
+    def stage_process(self) -> StageRecord:
+        if self.decide("process").action == "skip":
+            return StageRecord("skipped", 0.0, [str(self.dataset)])
+        from mobiler2l_ns.capture.process import process_capture  # pylint: disable=import-outside-toplevel
+
+        process_capture(self.data, self.dataset)
+        return StageRecord("done", 0.0, [str(self.dataset)])
+
+    def stage_teacher(self) -> StageRecord:
+        return self.train("teacher")
+
+    def stage_student(self) -> StageRecord:
+        return self.train("student")
 
     def evaluate(self, who: str, config: Path) -> StageRecord:
         """Test-view metrics and renders of a run: ``eval/WHO.json``, ``renders/WHO/test/``."""
         out = self.root / "eval" / f"{who}.json"
-        if up_to_date([out], [config.parent / "nerfstudio_models"]):
+        if self.decide(f"{who}-eval").action == "skip":
             return StageRecord("skipped", 0.0, [str(out)], {"results": summary(json.loads(out.read_text()))})
         from mobiler2l_ns.chain.evaluate import evaluate_run  # pylint: disable=import-outside-toplevel
 
         shutil.rmtree(self.renders / who, ignore_errors=True)
         result = evaluate_run(config, self.renders / who, self.preset.eval_views, save_gt=who == "teacher")
-        write_json_atomic(out, result)
+        write_json_atomic(out, {**result, "requested_views": self.preset.eval_views})
         CONSOLE.print(f"{who}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary(result).items()))
         return StageRecord("done", 0.0, [str(out)], {"results": summary(result)})
 
-    def stage_teacher(self) -> StageRecord:
-        p = self.preset
-        return self.train("teacher", self.teacher_method, p.teacher_steps, p.teacher_args, [self.dataset])
-
     def stage_teacher_eval(self) -> StageRecord:
         return self.evaluate("teacher", self.teacher_config)
-
-    def stage_student(self) -> StageRecord:
-        p = self.preset
-        flags = {
-            "--pipeline.datamanager.teacher-config": self.teacher_config,
-            "--pipeline.datamanager.pseudo-count": p.pseudo_count,
-            "--pipeline.datamanager.real-share": p.real_share,
-            "--pipeline.datamanager.finetune-steps": p.finetune_steps,
-            "--optimizers.student.scheduler.max-steps": p.student_steps,
-        }
-        extra = [str(v) for pair in flags.items() for v in pair] + list(p.student_args)
-        inputs = [self.teacher_config.parent / "nerfstudio_models"]
-        return self.train("student", self.student_method, p.student_steps, extra, inputs)
 
     def stage_student_eval(self) -> StageRecord:
         return self.evaluate("student", self.student_config)
 
     def stage_export(self) -> StageRecord:
-        graphs = [self.export_dir / f"{g}.onnx" for g in ("sampler", "embedder", "model")]
-        outputs = [*graphs, self.export_dir / "metadata.json"]
-        if up_to_date(outputs, [self.student_config.parent / "nerfstudio_models"]):
+        if self.decide("export").action == "skip":
             return StageRecord("skipped", 0.0, [str(self.export_dir)])
         args = [tool("ns-export"), "mobiler2l-onnx", "--load-config", str(self.student_config)]
         self.command("export", [*args, "--output-dir", str(self.export_dir)])
         return StageRecord("done", 0.0, [str(self.export_dir)])
 
     def stage_preview(self) -> StageRecord:
-        strip = self.renders / "strip.png"
-        outputs = [strip, self.renders / "onnx-view.png", self.renders / "onnx-orbit.gif"]
-        inputs = [self.export_dir, self.root / "eval"]
-        if up_to_date(outputs, inputs):
+        outputs, _ = self.files("preview")
+        if self.decide("preview").action == "skip":
             return StageRecord("skipped", 0.0, [str(p) for p in outputs])
         onnx = [tool("mobiler2l-render"), str(self.export_dir)]
         self.command("preview", [*onnx, "--out", str(self.renders / "onnx-view.png")])
         orbit = ["--orbit", str(self.preset.orbit_frames), "--out", str(self.renders / "onnx-orbit.gif")]
         self.command("preview", [*onnx, *orbit])
         self.command(
-            "preview", [sys.executable, "-m", "mobiler2l_ns.utils.strip", str(self.renders), "--out", str(strip)]
+            "preview", [sys.executable, "-m", "mobiler2l_ns.utils.strip", str(self.renders), "--out", str(outputs[0])]
         )
         return StageRecord("done", 0.0, [str(p) for p in outputs])
