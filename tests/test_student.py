@@ -19,6 +19,7 @@ from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.engine.optimizers import Optimizers
 from PIL import Image
 
@@ -421,6 +422,47 @@ def test_small_preset_overfits_one_image(tmp_path: Path) -> None:
     final = psnr(model.get_outputs_for_camera(camera)["rgb"], image)
     assert start < 15.0
     assert final > 30.0, f"PSNR after 400 steps: {final:.2f} dB"
+
+
+def test_batchnorm_frozen_steps_train_the_network_evaluation_runs(tmp_path: Path) -> None:
+    """The last batchnorm_frozen_steps steps (at most half the run) train with BatchNorm on its
+    running statistics, left as they are: the network then computes in training what it computes in
+    evaluation (and in the ONNX export)."""
+    torch.manual_seed(0)
+    scene = render_blender_scene(tmp_path / "one", 32, 1, 1, 1, seed=3)
+    camera, image = load_view(scene, "train", 0)
+    model = make_model(depth=2, batchnorm_frozen_steps=4)
+    trainer = SimpleNamespace(_start_step=100, config=SimpleNamespace(max_num_iterations=10))
+    attributes = TrainingCallbackAttributes(optimizers=None, grad_scaler=None, pipeline=None, trainer=trainer)
+    callbacks = model.get_training_callbacks(attributes)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    optimizer = torch.optim.Adam(model.get_param_groups()["student"], lr=1e-3)
+    for step in range(100, 110):
+        model.train()  # as the trainer does before every step
+        for callback in callbacks:
+            callback.run_callback_at_location(step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        stats = [m.running_mean.clone() for m in norms]
+        loss = model.get_loss_dict(model(camera), {"image": image})["rgb_loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        frozen = step >= 106
+        assert all(m.training != frozen for m in norms), step
+        assert all(torch.equal(a, m.running_mean) for a, m in zip(stats, norms)) == frozen, step
+    features = torch.randn(1, model.embedder.out_channels, 8, 8)  # the network alone: no depth jitter
+    with torch.no_grad():
+        training_output = model.network(features)
+        assert model.training
+        model.eval()
+        assert torch.allclose(training_output, model.network(features), atol=1e-6)
+    short = make_model(depth=2, batchnorm_frozen_steps=50)  # capped at the second half of the run
+    short.train()
+    for callback in short.get_training_callbacks(attributes):
+        callback.run_callback_at_location(104, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+    assert all(m.training for m in short.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    for callback in short.get_training_callbacks(attributes):
+        callback.run_callback_at_location(105, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+    assert not any(m.training for m in short.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
 def test_datamanager_aligned_crops_and_batches(tiny_scene: Path) -> None:

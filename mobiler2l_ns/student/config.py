@@ -77,6 +77,7 @@ mobiler2l_config = TrainerConfig(
             near=2.0,
             far=6.0,
             background_color="white",
+            batchnorm_frozen_steps=5000,
         ),
     ),
     optimizers={
@@ -114,6 +115,7 @@ mobiler2l_small_config = TrainerConfig(
             near=None,
             far=None,
             background_color="white",
+            batchnorm_frozen_steps=300,
         ),
     ),
     optimizers={

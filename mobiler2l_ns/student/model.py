@@ -19,14 +19,16 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
+
 from jaxtyping import Float
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.configs.config_utils import to_immutable_dict
 from nerfstudio.data.scene_box import OrientedBox
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils.colors import get_color
 from nerfstudio.utils.rich_utils import CONSOLE
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import Parameter
 from torchmetrics.functional import peak_signal_noise_ratio
 
@@ -94,6 +96,12 @@ class MobileR2LModelConfig(ModelConfig):
     """Colour that RGBA ground-truth images are composited on (no-op for RGB targets)."""
     report_cost: bool = True
     """Print parameter count and GFLOPs per frame at the first training step."""
+    batchnorm_frozen_steps: int = 0
+    """The last N training steps run BatchNorm on its running statistics, without updating them, while
+    the weights go on training. A batch of one image is normalised by that image's own statistics in
+    training, but by the running statistics in evaluation, the viewer and the ONNX export (BatchNorm
+    folded into the convs); these steps train the network that those actually run. At most the second
+    half of a run (the running statistics need the first); 0: never."""
 
 
 class MobileR2LModel(Model):
@@ -130,6 +138,35 @@ class MobileR2LModel(Model):
         self._cost_reported = False
 
     # ------------------------------------------------------------------ nerfstudio API
+
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
+        """Freezes BatchNorm for the last ``batchnorm_frozen_steps`` steps of the trainer's run."""
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        trainer = training_callback_attributes.trainer
+        if self.config.batchnorm_frozen_steps > 0 and trainer is not None:
+            first = int(getattr(trainer, "_start_step", 0))
+            steps = int(trainer.config.max_num_iterations)
+            start = first + max(steps - self.config.batchnorm_frozen_steps, steps // 2)
+            callbacks.append(
+                TrainingCallback(
+                    where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
+                    update_every_num_iters=1,
+                    func=lambda step: self.freeze_batchnorm(step >= start),
+                )
+            )
+        return callbacks
+
+    def freeze_batchnorm(self, frozen: bool = True) -> None:
+        """BatchNorm layers on their running statistics (not updated) while frozen, else per batch.
+
+        Runs before every training step (after the trainer's ``pipeline.train()``)."""
+        if not self.training:
+            return
+        for module in self.network.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.train(not frozen)
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         """One optimiser group, ``"student"``: the network's parameters (the embedder has none)."""
