@@ -45,6 +45,7 @@ from mobiler2l_ns.distill.poses import PoseConfig, TrainingRig, make_cameras, po
 from mobiler2l_ns.distill.teacher import Teacher, TeacherRun
 from mobiler2l_ns.student.datamanager import MobileR2LDataManager, MobileR2LDataManagerConfig
 from mobiler2l_ns.utils.errors import InputError
+from mobiler2l_ns.utils.steps import run_steps
 
 FLAG = "--pipeline.datamanager."
 OTHER_RANKS_POLL_S = 5.0
@@ -310,8 +311,7 @@ class PseudoDataManager(MobileR2LDataManager):
         callbacks = super().get_training_callbacks(training_callback_attributes)
         trainer = training_callback_attributes.trainer
         if self.config.finetune_steps > 0 and trainer is not None:
-            first = int(getattr(trainer, "_start_step", 0))
-            self.finetune_start = first + int(trainer.config.max_num_iterations) - self.config.finetune_steps
+            self.finetune_start = run_steps(trainer).stop - self.config.finetune_steps
         return callbacks
 
     def next_view(self, step: int) -> Tuple[Cameras, Dict]:

@@ -19,7 +19,6 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
-
 from jaxtyping import Float
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.configs.config_utils import to_immutable_dict
@@ -47,6 +46,7 @@ from mobiler2l_ns.student.sampler import (
 )
 from mobiler2l_ns.utils.log import log_once
 from mobiler2l_ns.utils.metrics import ImageMetrics
+from mobiler2l_ns.utils.steps import run_steps
 
 
 @dataclass
@@ -146,9 +146,8 @@ class MobileR2LModel(Model):
         callbacks = super().get_training_callbacks(training_callback_attributes)
         trainer = training_callback_attributes.trainer
         if self.config.batchnorm_frozen_steps > 0 and trainer is not None:
-            first = int(getattr(trainer, "_start_step", 0))
-            steps = int(trainer.config.max_num_iterations)
-            start = first + max(steps - self.config.batchnorm_frozen_steps, steps // 2)
+            steps = run_steps(trainer)
+            start = steps.start + max(len(steps) - self.config.batchnorm_frozen_steps, len(steps) // 2)
             callbacks.append(
                 TrainingCallback(
                     where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
