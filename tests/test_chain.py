@@ -65,6 +65,19 @@ def test_data_kinds_and_bad_data(tiny_blender: Path, tmp_path: Path) -> None:
         assert "\n" not in str(err.value) and str(bad) in str(err.value)
 
 
+def test_plan_of_a_new_folder_trains_everything(tiny_blender: Path, tmp_path: Path) -> None:
+    plan = Chain(tiny_blender, tmp_path, "new", TINY).plan()
+    assert plan == {
+        "teacher": Decision("train", "no checkpoint yet"),
+        "teacher-eval": Decision("run", "after teacher"),
+        "student": Decision("train", "no checkpoint yet"),
+        "student-eval": Decision("run", "after student"),
+        "export": Decision("run", "after student"),
+        "preview": Decision("run", "after export, teacher-eval, student-eval"),
+    }
+    assert not (tmp_path / "new").exists()  # planning writes nothing
+
+
 @pytest.fixture(scope="module")
 def chain(tiny_blender: Path, tmp_path_factory: pytest.TempPathFactory) -> Chain:
     out = tmp_path_factory.mktemp("chain")

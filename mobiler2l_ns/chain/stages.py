@@ -296,12 +296,12 @@ class Chain:
         """
         plan: Dict[str, Decision] = {}
         for name in self.stages_until(until):
+            own = self.decide(name)
             upstream = [d for d in DEPENDS[name] if d in plan and plan[d].action != "skip"]
-            if upstream:
+            if upstream and own.action != "train":  # a run without a checkpoint trains either way
                 action = "retrain" if name in ("teacher", "student") else "run"
-                plan[name] = Decision(action, f"after {', '.join(upstream)}")
-            else:
-                plan[name] = self.decide(name)
+                own = Decision(action, f"after {', '.join(upstream)}")
+            plan[name] = own
         return plan
 
     def decide(self, stage: str) -> Decision:
