@@ -41,6 +41,7 @@ from mobiler2l_ns.chain.stages import write_json_atomic
 from mobiler2l_ns.distill.datamanager import PseudoDataManagerConfig
 from mobiler2l_ns.distill.teacher import TeacherRun, load_teacher_pipeline
 from mobiler2l_ns.export.runtime import OnnxLightField
+from mobiler2l_ns.student.embedders import embedder_flops, embedder_parameters
 from mobiler2l_ns.student.network import count_parameters, frame_flops
 from mobiler2l_ns.utils.metrics import ImageMetrics
 
@@ -86,16 +87,23 @@ def student_size(chain: Chain) -> Dict[str, float]:
     camera = pipeline.datamanager.train_dataset.cameras[0:1]
     height, width = int(camera.height), int(camera.width)
     sr = model.config.sr_factor
-    params = count_parameters(model.network)
+    network, grids = count_parameters(model.network), embedder_parameters(model.embedder)
+    params = network + grids
+    h, w = -(-height // sr), -(-width // sr)
     files = {g: (chain.export_dir / f"{g}.onnx").stat().st_size for g in ("sampler", "embedder", "model")}
+    patch = pipeline.datamanager.config.pseudo_patch_size
     return {
         "parameters": params,
+        "network_parameters": network,
+        "embedder_parameters": grids,
+        "embedder": model.config.embedder,
         "mb_fp32": params * 4 / 1e6,
         "mb_fp16": params * 2 / 1e6,
-        "gflops_per_frame": frame_flops(model.network, -(-height // sr), -(-width // sr)) / 1e9,
+        "gflops_per_frame": (frame_flops(model.network, h, w) + embedder_flops(model.embedder, h, w)) / 1e9,
         "onnx_bytes": sum(files.values()),
         "height": height,
         "width": width,
+        "pseudo_pixels": height * width if patch is None else int(patch[0]) * int(patch[1]),
     }
 
 
@@ -148,7 +156,9 @@ def markdown(report: dict) -> str:
         f"| student PyTorch PSNR / SSIM | {s['psnr']:.2f} dB / {s['ssim']:.3f} | {PAPER['psnr']} dB |",
         f"| student ONNX PSNR / SSIM | {o['psnr']:.2f} dB / {o['ssim']:.3f} | - |",
         f"| student - teacher PSNR | {s['psnr'] - t['psnr']:+.2f} dB | - |",
-        f"| student parameters | {size['parameters'] / 1e6:.3f} M | {PAPER['params_m']} M |",
+        f"| student parameters (network + {size.get('embedder', 'pe')} embedder) | "
+        f"{size['parameters'] / 1e6:.3f} M ({size.get('network_parameters', size['parameters']) / 1e6:.3f} M + "
+        f"{size.get('embedder_parameters', 0) / 1e6:.3f} M) | {PAPER['params_m']} M |",
         f"| student MB fp32 / fp16 | {size['mb_fp32']:.2f} / {size['mb_fp16']:.2f} | {PAPER['mb']} (fp16) |",
         f"| GFLOPs per {size['width']}x{size['height']} frame | {size['gflops_per_frame']:.2f} | "
         f"{PAPER['gflops']} (800x800) |",
@@ -213,7 +223,7 @@ def main() -> None:
         "student_onnx": onnx_quality(chain, indices),
         "student_size": size,
         "speed": speed(chain, indices, args.repeats),
-        "pseudo_cache": cache_bytes(chain, size["height"] * size["width"]),
+        "pseudo_cache": cache_bytes(chain, size["pseudo_pixels"]),
         "stages": record["stages"],
     }
     total = sum(v["seconds"] for v in record["stages"].values()) / 60

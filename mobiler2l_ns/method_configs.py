@@ -4,6 +4,7 @@ from mobiler2l_ns.student.config import (
     mobiler2l_method,
     mobiler2l_real_method,
     mobiler2l_small_method,
+    mobiler2l_small_pe_method,
     mobiler2l_small_real_method,
 )
 from mobiler2l_ns.teacher.config import teacher_method, teacher_real_method
@@ -13,6 +14,7 @@ __all__ = [
     "teacher_real_method",
     "mobiler2l_method",
     "mobiler2l_small_method",
+    "mobiler2l_small_pe_method",
     "mobiler2l_real_method",
     "mobiler2l_small_real_method",
 ]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install mobiler2l-ns with its pinned dependencies into it.
+# Create .venv (if missing) and install mobiler2l-ns into it, every package at the version CI tested
+# (constraints.txt; pyproject.toml only states the supported ranges).
 # On Debian/Ubuntu also installs the system packages (as root, via apt): the libraries nerfstudio's
 # tools load, and Chromium for the browser viewer's tests. With npm present, installs the viewer's
 # pinned onnxruntime-web (mobiler2l_ns/web/package-lock.json) with 'npm ci'.
@@ -40,7 +41,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 
 # Browser viewer (mobiler2l-view): onnxruntime-web at the exact version of package-lock.json,
 # served from mobiler2l_ns/web/node_modules (no CDN). No install scripts are needed.

@@ -173,6 +173,7 @@ def test_cli_plan_names_changed_settings_and_runs_nothing(chain: Chain, tmp_path
 
 def test_settings_of_a_run_and_what_changed() -> None:
     args = ["--a", "1", "--pipeline.model.x", "2", "3", "--optimizers.student.scheduler.max-steps", "10"]
+    args += ["--optimizers.grids.scheduler.max-steps", "10"]  # schedules follow the steps: not settings
     flags = flag_values(args, ignore=STEP_FLAGS)
     assert flags == {"--a": "1", "--pipeline.model.x": "2 3"}
     old = {"method": "m", "data": "d", "flags": flags}

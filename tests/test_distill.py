@@ -240,6 +240,29 @@ def test_teacher_loads_frozen_from_any_working_directory(teacher: Teacher, teach
     torch.testing.assert_close(rgb, teacher.model.get_outputs_for_camera(camera)["rgb"], rtol=0, atol=0)
 
 
+def test_pseudo_patches_are_aligned_windows_of_the_whole_views(teacher: Teacher) -> None:
+    """Patch poses are the whole-view poses, and a patch's render is that window of the view's render."""
+    rig = TrainingRig.from_cameras(teacher.train_cameras)
+    views, whole = sample_poses(rig, PoseConfig(count=6, seed=5))
+    patches, windows = sample_poses(rig, PoseConfig(count=6, seed=5, patch_size=(12, 20), patch_alignment=4))
+    assert torch.equal(views, patches)
+    offsets_x, offsets_y = whole[:, 2] - windows[:, 2], whole[:, 3] - windows[:, 3]
+    assert windows[:, 4].tolist() == [20] * 6 and windows[:, 5].tolist() == [12] * 6  # (width, height)
+    assert (offsets_x % 4 == 0).all() and (offsets_y % 4 == 0).all() and len(set(offsets_x.tolist())) > 1
+    assert (offsets_x >= 0).all() and (offsets_x + 20 <= whole[:, 4]).all() and (offsets_y + 12 <= whole[:, 5]).all()
+    for i in range(2):
+        x0, y0 = int(offsets_x[i]), int(offsets_y[i])
+        patch = teacher.render(make_cameras(patches[i : i + 1], windows[i : i + 1]))
+        view = teacher.render(make_cameras(views[i : i + 1], whole[i : i + 1]))
+        mse = float(((patch - view[y0 : y0 + 12, x0 : x0 + 20]) ** 2).mean())
+        dy = 1 if y0 + 13 <= view.shape[0] else -1  # the window one row off: clearly worse
+        mse_off = float(((patch - view[y0 + dy : y0 + dy + 12, x0 : x0 + 20]) ** 2).mean())
+        # equal up to the marcher's sample phase (its step grid starts at the batch's nearest entry)
+        assert -10 * math.log10(mse + 1e-12) > 35.0 and mse_off > 10 * mse
+    with pytest.raises(ValueError, match="patch size"):
+        PoseConfig(count=1, patch_size=(0, 4)).validate()
+
+
 def test_cache_views_are_the_teachers_renders(reference_cache: Path, teacher: Teacher) -> None:
     manifest = read_manifest(reference_cache)
     assert manifest["count"] == COUNT and manifest["num_shards"] == COUNT // SHARD
@@ -551,7 +574,7 @@ def test_ns_train_with_teacher_config_keeps_the_teacher_out_of_the_checkpoint(
     checkpoint = torch.load(next((run / "nerfstudio_models").glob("*.ckpt")), map_location="cpu", weights_only=False)
     keys = list(checkpoint["pipeline"])
     assert keys and all(k.startswith(("_model.", "datamanager.")) for k in keys), keys
-    assert not any("field" in k or "occupancy" in k or "teacher" in k for k in keys)
+    assert not any("field" in k or "occupancy_grid" in k or "teacher" in k for k in keys)
     student = copy.deepcopy(mobiler2l_small_config.pipeline.model).setup(
         scene_box=SceneBox(aabb=torch.tensor([[-1.5] * 3, [1.5] * 3])), num_train_data=1
     )

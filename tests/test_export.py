@@ -33,13 +33,14 @@ from mobiler2l_ns.export.onnx_export import GRAPH_FILES, METADATA_NAME, render_t
 from mobiler2l_ns.export.graphs import ExportCamera
 from mobiler2l_ns.export.runtime import main as render_main, orbit_poses, to_normalised, to_original
 from mobiler2l_ns.scenes.synthetic import render_forward_facing_scene
-from mobiler2l_ns.student.config import mobiler2l_small_config
+from mobiler2l_ns.student.config import mobiler2l_small_config, small_pe_config
 from mobiler2l_ns.student.network import MobileR2LNetwork, fold_batchnorm
 from mobiler2l_ns.utils.errors import InputError
 
 from .conftest import offline_env
 
 EXPORT_FILES = sorted([*GRAPH_FILES.values(), METADATA_NAME])
+LEARNED = "volume"  # the learned embedder of the CPU presets
 TRAIN_STEPS = 120
 
 
@@ -53,11 +54,11 @@ class StudentRun:
     pipeline: object  # as ns-eval loads it (eval_setup)
 
 
-def train_student(root: Path, data: Path, dataparser, use_ndc: bool) -> StudentRun:
+def train_student(root: Path, data: Path, dataparser, use_ndc: bool, embedder: str = "pe") -> StudentRun:
     """A tiny mobiler2l-small run (depth 1, width 16, x4 SR) trained for TRAIN_STEPS steps on the CPU."""
     from nerfstudio.utils import eval_utils
 
-    config = copy.deepcopy(mobiler2l_small_config)
+    config = copy.deepcopy(small_pe_config if embedder == "pe" else mobiler2l_small_config)
     config.output_dir = root / "outputs"
     config.experiment_name = "tiny"
     config.timestamp = "run"
@@ -74,6 +75,9 @@ def train_student(root: Path, data: Path, dataparser, use_ndc: bool) -> StudentR
     model = config.pipeline.model
     model.depth, model.width, model.sr_factor, model.sr_widths = 1, 16, 4, (16, 8)
     model.use_ndc, model.report_cost = use_ndc, False
+    if embedder != "pe":  # the CPU preset's learned student, smaller grids; NDC scenes sample NDC, not a box
+        model.embedder, model.grid_levels, model.grid_min_resolution, model.grid_max_resolution = embedder, 2, 16, 32
+        model.num_points, model.ray_box = 12, not use_ndc
     config.save_config()
     torch.manual_seed(0)
     trainer = config.setup(local_rank=0, world_size=1)
@@ -91,12 +95,33 @@ def run_360(tiny_blender: Path, tmp_path_factory: pytest.TempPathFactory) -> Stu
 
 
 @pytest.fixture(scope="module")
-def run_ff(tmp_path_factory: pytest.TempPathFactory) -> StudentRun:
-    """Forward-facing scene in NDC; the dataparser centres and scales the poses (non-trivial transform)."""
-    root = tmp_path_factory.mktemp("runff")
-    scene = render_forward_facing_scene(root / "scene", 32, 24, 8, seed=0)
-    dataparser = NerfstudioDataParserConfig(orientation_method="none", center_method="poses")
-    return train_student(root, scene, dataparser, use_ndc=True)
+def ff_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render_forward_facing_scene(tmp_path_factory.mktemp("ffscene") / "scene", 32, 24, 8, seed=0)
+
+
+def ff_dataparser() -> NerfstudioDataParserConfig:
+    """Forward-facing data: the dataparser centres and scales the poses (non-trivial transform)."""
+    return NerfstudioDataParserConfig(orientation_method="none", center_method="poses")
+
+
+@pytest.fixture(scope="module")
+def run_ff(ff_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> StudentRun:
+    """Forward-facing scene in NDC."""
+    return train_student(tmp_path_factory.mktemp("runff"), ff_scene, ff_dataparser(), use_ndc=True)
+
+
+@pytest.fixture(scope="module")
+def run_360_learned(tiny_blender: Path, tmp_path_factory: pytest.TempPathFactory) -> StudentRun:
+    """The 360 student with the learned embedder of the CPU presets (its grids in embedder.onnx)."""
+    root = tmp_path_factory.mktemp("run360learned")
+    return train_student(root, tiny_blender, BlenderDataParserConfig(), use_ndc=False, embedder=LEARNED)
+
+
+@pytest.fixture(scope="module")
+def run_ff_learned(ff_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> StudentRun:
+    """The forward-facing (NDC) student with the learned embedder."""
+    root = tmp_path_factory.mktemp("runfflearned")
+    return train_student(root, ff_scene, ff_dataparser(), use_ndc=True, embedder=LEARNED)
 
 
 def camera_of(meta: Dict) -> ExportCamera:
@@ -124,9 +149,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 # --------------------------------------------------------------------------- exactness
 
 
-@pytest.mark.parametrize(("scene", "size"), [("360", None), ("ff", (22, 29))])
-def test_onnx_chain_matches_pytorch_student(scene, size, run_360, run_ff, tmp_path: Path) -> None:
-    run = run_360 if scene == "360" else run_ff
+@pytest.mark.parametrize(
+    ("scene", "size", "embedder"),
+    [("360", None, "pe"), ("ff", (22, 29), "pe"), ("360", None, LEARNED), ("ff", (22, 29), LEARNED)],
+)
+def test_onnx_chain_matches_pytorch_student(scene, size, embedder, request, tmp_path: Path) -> None:
+    name = f"run_{scene}" + ("" if embedder == "pe" else "_learned")
+    run = request.getfixturevalue(name)
     height, width = size if size else (None, None)
     result = export_mobiler2l_onnx(run.config, tmp_path / "export", height=height, width=width, verbose=False)
     assert sorted(p.name for p in result.files) == EXPORT_FILES
@@ -135,12 +164,19 @@ def test_onnx_chain_matches_pytorch_student(scene, size, run_360, run_ff, tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no staging directory left behind
     meta = json.loads((tmp_path / "export" / METADATA_NAME).read_text())
     model = run.pipeline.model
-    assert meta["sampling"]["mode"] == ("scene_box" if scene == "360" else "ndc")
+    assert meta["sampling"]["mode"] == ("ndc" if scene == "ff" else "scene_box" if embedder == "pe" else "ray_box")
     assert (meta["height"], meta["width"]) == (size or ((32, 32) if scene == "360" else (24, 32)))
     assert (meta["lowres_height"], meta["lowres_width"]) == (-(-meta["height"] // 4), -(-meta["width"] // 4))
-    assert meta["sr_factor"] == 4 and meta["num_points"] == 8 and meta["opset"] == 17
-    assert len(meta["encoding"]["frequencies"]) == 6
-    np.testing.assert_allclose(meta["encoding"]["frequencies"], 2.0 ** np.arange(6), rtol=1e-6)
+    assert meta["sr_factor"] == 4 and meta["num_points"] == model.config.num_points and meta["opset"] == 17
+    assert meta["encoding"]["kind"] == embedder and meta["encoding"]["channels"] == model.embedder.out_channels
+    if embedder == "pe":
+        assert len(meta["encoding"]["frequencies"]) == 6
+        np.testing.assert_allclose(meta["encoding"]["frequencies"], 2.0 ** np.arange(6), rtol=1e-6)
+    else:  # the grids live in embedder.onnx and are looked up with GridSample
+        proto = onnx.load(str(tmp_path / "export" / "embedder.onnx"))
+        assert "GridSample" in {node.op_type for node in proto.graph.node}
+        assert sum(np.prod(t.dims) for t in proto.graph.initializer) >= model.embedder.parameter_count()
+        assert meta["network"]["embedder_parameters"] == model.embedder.parameter_count()
     assert meta["checks"]["onnxruntime_vs_pytorch_max_abs_diff"] <= 1e-4
 
     for name, file in GRAPH_FILES.items():

@@ -134,8 +134,22 @@ def test_small_preset_and_method_specs() -> None:
     assert mobiler2l_config.optimizers["student"]["scheduler"].warmup_steps > 0
     expected_device = "cuda" if torch.cuda.is_available() else "cpu"
     assert mobiler2l_config.machine.device_type == expected_device == mobiler2l_small_config.machine.device_type
-    small = mobiler2l_small_config.pipeline.model.setup(scene_box=BLENDER_BOX, num_train_data=1)
-    assert count_parameters(small.network) == 154_755
+    small_config = mobiler2l_small_config.pipeline.model
+    assert (small_config.embedder, small_config.num_points, small_config.batchnorm, small_config.output) == (
+        "volume",
+        24,
+        False,
+        "clip",
+    )
+    assert small_config.ray_box and small_config.occupancy_sampling
+    assert set(mobiler2l_small_config.optimizers) == {"student", "grids"}
+    assert (
+        mobiler2l_small_config.optimizers["grids"]["optimizer"].lr
+        > mobiler2l_small_config.optimizers["student"]["optimizer"].lr
+    )
+    small = small_config.setup(scene_box=BLENDER_BOX, num_train_data=1)
+    assert count_parameters(small.network) == 136_195
+    assert sum(p.numel() for p in small.embedder.parameters()) == 2_088_993  # 2 MB of fp16 grids, < 16 MB
     assert small.network.stage_factors == [2, 2]
 
 
@@ -236,6 +250,7 @@ def test_ndc_forward_facing_scene_trains(tmp_path: Path) -> None:
     camera, data = datamanager.next_train(0)
     config = copy.deepcopy(mobiler2l_small_config)
     config.pipeline.model.use_ndc = True
+    config.pipeline.model.ray_box = config.pipeline.model.occupancy_sampling = False  # world-space box: not in NDC
     config.pipeline.model.report_cost = False
     torch.manual_seed(0)
     model = config.pipeline.model.setup(scene_box=datamanager.train_dataset.scene_box, num_train_data=5)
@@ -246,7 +261,8 @@ def test_ndc_forward_facing_scene_trains(tmp_path: Path) -> None:
     points = captured[-1]
     assert torch.isfinite(points).all() and points[..., :2].abs().max() < 2.0
     # every NDC ray starts at z' = -1 with dz' = 2: eval samples sit at z' = -1 + 2 (k + 0.5) / K
-    expected_z = -1.0 + 2.0 * (torch.arange(8) + 0.5) / 8
+    k = config.pipeline.model.num_points
+    expected_z = -1.0 + 2.0 * (torch.arange(k) + 0.5) / k
     torch.testing.assert_close(points[..., 2], expected_z.expand_as(points[..., 2]), rtol=0, atol=1e-5)
     assert model.ndc_scale.tolist() == pytest.approx([2 * float(camera.fx) / 32, 2 * float(camera.fy) / 24])
     optimizers = Optimizers(config.optimizers, model.get_param_groups())
@@ -393,7 +409,10 @@ def test_loss_metrics_and_ground_truth_formats() -> None:
     metrics, _ = model.get_image_metrics_and_images({"rgb": torch.ones(12, 16, 3)}, {"image": transparent})
     assert metrics["ssim"] == pytest.approx(1.0, abs=1e-4)
     # LPIPS / metric modules never enter the checkpoint
-    assert all(k.startswith(("network.", "ndc_scale", "device_indicator")) for k in model.state_dict())
+    assert all(
+        k.startswith(("network.", "embedder.", "ndc_scale", "device_indicator", "sample_aabb", "occupancy"))
+        for k in model.state_dict()
+    )
     with pytest.raises(ValueError, match=r"target image \(10, 16, 3\) does not match the render \(12, 16, 3\)"):
         model.get_loss_dict(out, {"image": torch.zeros(10, 16, 3)})
 
@@ -566,7 +585,7 @@ def test_ns_train_and_ns_eval_cli(tiny_scene: Path, tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
-    assert "MobileR2L student: 101,091 parameters" in train.stdout
+    assert "MobileR2L student: 82,787 parameters + 2,088,993 in the volume embedder" in " ".join(train.stdout.split())
     run_dir = tmp_path / "out" / "unnamed" / "mobiler2l-small" / "run"
     assert (run_dir / "nerfstudio_models" / "step-000000029.ckpt").is_file()
     evaluate = subprocess.run(

@@ -18,14 +18,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import pytest
 import torch
 
 from mobiler2l_ns.export.graphs import ExportCamera
-from mobiler2l_ns.export.onnx_export import export_model
+from mobiler2l_ns.export.onnx_export import export_model, render_torch
 from mobiler2l_ns.export.runtime import (
     OnnxLightField,
     orbit_poses,
@@ -66,31 +66,45 @@ def look_at_centre(azimuth: float, elevation: float, distance: float) -> np.ndar
     return np.stack([right, up, back, eye], axis=1)
 
 
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A depth-2, width-32, x4 student with random weights (tail scaled so colours span [0, 1])."""
+def random_student_export(out: Path, embedder: str = "pe", tail_gain: Optional[float] = 30.0) -> Path:
+    """A depth-2, width-32, x4 student with random weights (tail scaled so colours span [0, 1]; None:
+    scaled so the pre-sigmoid values of the first pose have a standard deviation of 2), exported
+    in-process to ``out``."""
     from nerfstudio.data.scene_box import SceneBox
 
     from mobiler2l_ns.student.model import MobileR2LModelConfig
 
     torch.manual_seed(0)
     box = SceneBox(aabb=torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
-    config = MobileR2LModelConfig(depth=2, width=32, sr_factor=4, sr_widths=(16, 8), report_cost=False)
+    config = MobileR2LModelConfig(depth=2, width=32, sr_factor=4, sr_widths=(16, 8), report_cost=False,
+                                  embedder=embedder, grid_levels=2, grid_min_resolution=8, grid_max_resolution=32)  # fmt: skip
     model = config.setup(scene_box=box, num_train_data=1).eval()
-    with torch.no_grad():
-        model.network.tail[0].weight.mul_(30.0)
     poses = np.stack([look_at_centre(a, 0.4, 3.0) for a in np.linspace(0.3, 2.0, 5)])
+    camera = ExportCamera(HEIGHT, WIDTH, 48.0, 48.0, 28.0, 20.0)
+    if tail_gain is None:
+        logits = []
+        hook = model.network.tail[0].register_forward_hook(lambda _m, _a, out: logits.append(out))
+        render_torch(model, camera, poses[0])
+        hook.remove()
+        tail_gain = 2.0 / float(logits[0].std())
+    with torch.no_grad():
+        model.network.tail[0].weight.mul_(tail_gain)
     transform = np.concatenate([rotation_about([0.2, 0.3, 1.0], 0.5), [[0.1], [-0.2], [0.3]]], axis=1)
-    out = tmp_path_factory.mktemp("web") / "export"
     export_model(
         model,
-        ExportCamera(HEIGHT, WIDTH, 48.0, 48.0, 28.0, 20.0),
+        camera,
         out,
         poses,
         dataparser_transform=transform,
         dataparser_scale=0.8,
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The paper's embedder (positional encoding), random weights."""
+    return random_student_export(tmp_path_factory.mktemp("web") / "export")
 
 
 class Server:
@@ -446,3 +460,38 @@ def test_webgpu_provider_when_an_adapter_exists(playwright, server: Server, fiel
         assert psnr_uint8(canvas_pixels(page), to_uint8(field.render(pose))) >= 40.0
     finally:
         chromium.close()
+
+
+@pytest.mark.parametrize("embedder", ["planes", "slab"])
+def test_learned_embedder_export_renders_like_onnxruntime(browser, playwright, embedder: str, tmp_path: Path) -> None:
+    """An export whose embedder.onnx holds feature grids (GridSample): the page's image equals
+    onnxruntime's in Python on wasm, and on WebGPU where Chromium has an adapter (SwiftShader)."""
+    directory = random_student_export(tmp_path / "export", embedder=embedder, tail_gain=None)
+    field = OnnxLightField(directory, threads=1)
+    assert field.metadata["encoding"]["kind"] == embedder
+    srv = Server(directory)
+    try:
+        page = open_viewer(browser, srv.url)
+        assert page.evaluate("mobiler2l.error") is None, page.messages
+        for pose in (field.reference_pose, field.orbit(7)[3]):
+            render_in_page(page, pose)
+            expected = to_uint8(field.render(pose))
+            assert float(expected.std()) > 10.0  # the grids reach the image
+            assert psnr_uint8(canvas_pixels(page), expected) >= 40.0
+        page.close()
+        flags = [*CHROMIUM_FLAGS, "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"]
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
+        try:
+            gpu_page = chromium.new_page()
+            gpu_page.set_default_timeout(120_000)
+            gpu_page.goto(srv.url)
+            gpu_page.wait_for_function("window.mobiler2l && (window.mobiler2l.ready || window.mobiler2l.error)")
+            assert gpu_page.evaluate("mobiler2l.error") is None
+            if gpu_page.evaluate("mobiler2l.provider") == "webgpu":
+                pose = field.orbit(7)[3]
+                render_in_page(gpu_page, pose)
+                assert psnr_uint8(canvas_pixels(gpu_page), to_uint8(field.render(pose))) >= 40.0
+        finally:
+            chromium.close()
+    finally:
+        srv.close()

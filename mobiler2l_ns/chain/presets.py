@@ -21,7 +21,8 @@ class ChainPreset:
     """``mobiler2l`` (paper size) or ``mobiler2l-small`` (CPU size)."""
     student_steps: int
     pseudo_count: int
-    """Teacher-rendered pseudo views streamed to the student (paper: 10k)."""
+    """Teacher-rendered pseudo views for the student (paper: 10k whole views; the small student's are
+    64x64 patches, see ``mobiler2l-small``)."""
     real_share: float = 0.25
     """Share of real images in the student's batches."""
     finetune_steps: int = 0
@@ -49,19 +50,19 @@ PRESETS: Dict[str, ChainPreset] = {
         description="minutes on a 2-core CPU for a ~100x100 scene (the README's main job on scenes/toy-360)",
         teacher_steps=800,
         student_method="mobiler2l-small",
-        student_steps=2000,
+        student_steps=3000,
         pseudo_count=400,
-        real_share=0.25,
+        real_share=0.5,
         finetune_steps=200,
     ),
     "cpu": ChainPreset(
         description="under an hour on a 2-core CPU for a 400x400 scene (CPU teacher, small student)",
         teacher_steps=2000,
         student_method="mobiler2l-small",
-        student_steps=6000,
-        pseudo_count=300,
-        real_share=0.3,
-        finetune_steps=300,
+        student_steps=10_000,
+        pseudo_count=500,
+        real_share=0.5,
+        finetune_steps=500,
         eval_views=20,
     ),
     "gpu": ChainPreset(

@@ -120,7 +120,7 @@ def write_json_atomic(path: Path, value: object) -> None:
 
 SETTINGS_FILE = "chain-settings.json"
 """Beside a training run's config.yml: the method, data and flags it was trained with."""
-STEP_FLAGS = ("--optimizers.student.scheduler.max-steps",)
+STEP_FLAGS = ("--optimizers.student.scheduler.max-steps", "--optimizers.grids.scheduler.max-steps")
 """Flags that follow the step count: a change of them resumes a run instead of retraining it."""
 DEPENDS: Dict[str, Tuple[str, ...]] = {
     "process": (),
@@ -365,8 +365,8 @@ class Chain:
     def training(self, stage: str) -> Tuple[str, int, List[str], List[Path]]:
         """``(method, steps, extra ns-train flags, inputs)`` of the teacher or student stage.
 
-        The student's ``--optimizers.student.scheduler.max-steps`` follows its steps; it is left out
-        of the recorded settings (``STEP_FLAGS``) so that more steps resume instead of retraining.
+        The student's learning-rate schedules (``--optimizers.{student,grids}.scheduler.max-steps``)
+        follow its steps; they are left out of the recorded settings (``STEP_FLAGS``) so that more steps resume instead of retraining.
         """
         p = self.preset
         if stage == "teacher":
@@ -377,6 +377,7 @@ class Chain:
             "--pipeline.datamanager.real-share": p.real_share,
             "--pipeline.datamanager.finetune-steps": p.finetune_steps,
             "--optimizers.student.scheduler.max-steps": p.student_steps,
+            "--optimizers.grids.scheduler.max-steps": p.student_steps,
         }
         extra = [str(v) for pair in flags.items() for v in pair] + list(p.student_args)
         return self.student_method, p.student_steps, extra, [self.teacher_config.parent / "nerfstudio_models"]

@@ -44,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="pose seed")
     gen.add_argument("--scene-type", choices=("auto", "360", "forward"), default="auto")
     gen.add_argument("--bbox-scale", type=float, default=1.1, help="forward-facing box enlargement")
+    gen.add_argument(
+        "--patch-size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="render random H x W windows of the sampled cameras instead of whole views",
+    )
+    gen.add_argument("--patch-alignment", type=int, default=1, help="patch offsets are multiples of this")
     gen.add_argument("--shard-size", type=int, default=64, help="views per shard")
     gen.add_argument("--encoding", choices=("png", "fp16"), default="png")
     gen.add_argument("--regenerate-corrupt", action="store_true", help="re-render truncated / corrupt shards")
@@ -94,7 +103,8 @@ def generate(args: argparse.Namespace) -> int:
     from mobiler2l_ns.distill.teacher import TeacherRun  # pylint: disable=import-outside-toplevel
     from nerfstudio.utils.rich_utils import CONSOLE  # pylint: disable=import-outside-toplevel
 
-    pose_config = PoseConfig(args.count, args.seed, args.scene_type, args.bbox_scale)
+    patch = tuple(args.patch_size) if args.patch_size is not None else None
+    pose_config = PoseConfig(args.count, args.seed, args.scene_type, args.bbox_scale, patch, args.patch_alignment)
     try:
         pose_config.validate()
     except ValueError as err:

@@ -42,8 +42,9 @@ from torch import Tensor
 from mobiler2l_ns.distill.cache import CacheSpec, PseudoCache, ViewReader, owned_shards
 from mobiler2l_ns.distill.generator import PseudoViewGenerator, plan_shards
 from mobiler2l_ns.distill.poses import PoseConfig, TrainingRig, make_cameras, pose_fingerprint, sample_poses
-from mobiler2l_ns.distill.teacher import Teacher, TeacherRun
+from mobiler2l_ns.distill.teacher import Teacher, TeacherRun, occupancy_grid, occupied_box
 from mobiler2l_ns.student.datamanager import MobileR2LDataManager, MobileR2LDataManagerConfig
+from mobiler2l_ns.student.sampler import OCCUPANCY_KEY, SAMPLE_BOX_KEY
 from mobiler2l_ns.utils.errors import InputError
 from mobiler2l_ns.utils.steps import run_steps
 
@@ -66,6 +67,10 @@ class PseudoDataManagerConfig(MobileR2LDataManagerConfig):
     """Pose layout: shell around the centre (360) or the training boxes (forward); auto: from the cameras."""
     pseudo_bbox_scale: float = 1.1
     """Forward-facing: enlargement of the training position / direction boxes."""
+    pseudo_patch_size: Optional[Tuple[int, int]] = None
+    """(height, width): pseudo views are random windows of this size (aligned to ``crop-alignment``)
+    of the sampled cameras, far cheaper to render than whole views, so many more poses; set it to
+    ``crop-size`` so real crops and pseudo patches batch together. None: whole views."""
     pseudo_cache: Optional[Path] = None
     """Cache folder; None: RUN/pseudo-views-<pose hash> beside the teacher's config.yml."""
     pseudo_shard_size: int = 64
@@ -78,6 +83,10 @@ class PseudoDataManagerConfig(MobileR2LDataManagerConfig):
     """Decoded pseudo views kept in host memory; the others are read from their shard when drawn."""
     pseudo_progress: bool = True
     """Show the pseudo-view progress bar (rank 0)."""
+    pseudo_stream: bool = True
+    """Train while the pseudo views are rendered (the first batch waits for one view). False: render
+    the whole cache before the first pseudo batch: on a few CPU cores the teacher and the student
+    then do not compete for them, and the student sees every pose from its first pseudo step."""
     real_share: float = 0.0
     """Share of real images among all training images (0: pseudo only, 1: real only)."""
     finetune_steps: int = 0
@@ -209,6 +218,13 @@ class PseudoProducer:
     def start(self) -> None:
         self.thread.start()
 
+    def wait_rendered(self) -> None:
+        """Block until this rank's views are rendered (or rendering failed: the error is raised)."""
+        while self.thread.is_alive() and self.own_to_render and self.teacher is not None:
+            self.thread.join(timeout=1.0)
+        if self.pool.error is not None:
+            raise self.pool.error
+
     def stop(self, timeout: Optional[float] = None) -> None:
         """Ask the thread to stop after the current view and wait for it (the pending shard is written)."""
         self.stop_event.set()
@@ -282,9 +298,7 @@ class PseudoDataManager(MobileR2LDataManager):
             raise InputError(f"{FLAG}pseudo-cache needs {FLAG}teacher-config (the teacher the cache belongs to)")
         if config.teacher_config is not None:
             try:
-                PoseConfig(
-                    config.pseudo_count, config.pseudo_seed, config.pseudo_scene_type, config.pseudo_bbox_scale
-                ).validate()
+                pose_config(config).validate()
             except ValueError as err:
                 raise InputError(f"{FLAG}pseudo-*: {err}") from None
             if config.pseudo_shard_size < 1:
@@ -293,6 +307,13 @@ class PseudoDataManager(MobileR2LDataManager):
         if config.teacher_config is not None and self.test_mode == "val":  # training (eval_setup never is)
             if not Path(config.teacher_config).expanduser().is_file():
                 raise InputError(f"{FLAG}teacher-config {config.teacher_config}: no such file (a run's config.yml)")
+            # read by students without a sample_box: where the teacher found the scene
+            checkpoint = TeacherRun.from_config(config.teacher_config).checkpoint
+            box, grid = occupied_box(checkpoint), occupancy_grid(checkpoint)
+            if box is not None:
+                self.train_dataset.metadata[SAMPLE_BOX_KEY] = box
+            if grid is not None:
+                self.train_dataset.metadata[OCCUPANCY_KEY] = grid
         self.real_share = Fraction(config.real_share).limit_denominator(1000)
         self.images_drawn = 0
         self.source_counts = {"real": 0, "pseudo": 0}
@@ -349,6 +370,8 @@ class PseudoDataManager(MobileR2LDataManager):
         """One pseudo view: its camera ``[1]`` and ``{"image", "image_idx": -1, "pseudo_idx"}``."""
         if self.pool is None:
             self.start_pseudo()
+            if not self.config.pseudo_stream and self.producer is not None:
+                self.producer.wait_rendered()
         assert self.pool is not None and self.pseudo_cameras is not None
         view, image = self.pool.draw()
         c2w, intrinsics = self.pseudo_cameras
@@ -372,25 +395,25 @@ class PseudoDataManager(MobileR2LDataManager):
         assert cfg.teacher_config is not None
         _ = self.cached_train  # undistorts the training images, fixing the cameras' intrinsics
         rig = TrainingRig.from_cameras(self.train_dataset.cameras)
-        pose_config = PoseConfig(cfg.pseudo_count, cfg.pseudo_seed, cfg.pseudo_scene_type, cfg.pseudo_bbox_scale)
+        poses = pose_config(cfg)
         run = TeacherRun.from_config(cfg.teacher_config)
-        fingerprint = pose_fingerprint(rig, pose_config)
+        fingerprint = pose_fingerprint(rig, poses)
         root = cfg.pseudo_cache
         if root is None:
             root = run.config_path.parent / f"pseudo-views-{str(fingerprint['hash'])[:8]}"
         spec = CacheSpec(run.teacher_id, fingerprint, cfg.pseudo_shard_size, cfg.pseudo_encoding, run.describe())
         cache = PseudoCache(Path(root), spec)
         cache.open()
-        return cache, run, rig, pose_config
+        return cache, run, rig, poses
 
     def start_pseudo(self) -> None:
         """Open the cache, check this rank's shards, load the teacher if views are missing, start the producer."""
         cfg = self.config
-        cache, run, rig, pose_config = self.open_cache()
+        cache, run, rig, poses = self.open_cache()
         rank, world = self.rank_and_world()
         own = owned_shards(cache.spec.num_shards, rank, world)
         plan = plan_shards(cache, own, cfg.pseudo_regenerate_corrupt, flag=f"{FLAG}pseudo-regenerate-corrupt")
-        c2w, intrinsics = sample_poses(rig, pose_config)
+        c2w, intrinsics = sample_poses(rig, poses)
         self.pseudo_cameras = (c2w, intrinsics)
         pool = PseudoViewPool(cache, cfg.pseudo_memory_gb * 1e9, seed=cfg.pseudo_seed * 1000 + rank)
         for shard in plan.valid:
@@ -417,6 +440,18 @@ class PseudoDataManager(MobileR2LDataManager):
             self.producer.stop(timeout=60.0)
             self.producer = None
         self.pool = None  # drops the decoded views; a later pseudo batch reopens the cache
+
+
+def pose_config(config: PseudoDataManagerConfig) -> PoseConfig:
+    """The pseudo poses a datamanager config asks for."""
+    return PoseConfig(
+        config.pseudo_count,
+        config.pseudo_seed,
+        config.pseudo_scene_type,
+        config.pseudo_bbox_scale,
+        tuple(config.pseudo_patch_size) if config.pseudo_patch_size is not None else None,
+        config.crop_alignment if config.pseudo_patch_size is not None else 1,
+    )
 
 
 def upgrade_config(config: MobileR2LDataManagerConfig) -> PseudoDataManagerConfig:

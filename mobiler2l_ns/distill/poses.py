@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import Dict, Literal, Tuple
+from typing import Dict, Literal, Optional, Tuple
 
 import numpy as np
 import torch
@@ -56,6 +56,12 @@ class PoseConfig:
     """'360', 'forward' or 'auto' (from the spread of the training view directions)."""
     bbox_scale: float = 1.1
     """Forward-facing: enlargement of the training position / direction boxes about their centres."""
+    patch_size: Optional[Tuple[int, int]] = None
+    """(height, width) of pseudo *patches*: each view is a random window of its camera's image (an
+    aligned crop: principal point shifted) instead of the whole image. A patch costs the teacher
+    ``patch pixels / image pixels`` of a view, so the same minutes cover many more poses. None: whole views."""
+    patch_alignment: int = 1
+    """Patch offsets are multiples of this (the student's super-resolution factor)."""
 
     def validate(self) -> None:
         """Raise ValueError on a value no sampler can use."""
@@ -67,6 +73,10 @@ class PoseConfig:
             raise ValueError(f"scene type must be auto, 360 or forward, got {self.scene_type!r}")
         if not self.bbox_scale >= 1.0:
             raise ValueError(f"bbox scale must be >= 1, got {self.bbox_scale}")
+        if self.patch_size is not None and (len(self.patch_size) != 2 or min(self.patch_size) < 1):
+            raise ValueError(f"patch size must be (height, width) >= 1, got {self.patch_size}")
+        if self.patch_alignment < 1:
+            raise ValueError(f"patch alignment must be >= 1, got {self.patch_alignment}")
 
 
 @dataclass(frozen=True)
@@ -261,14 +271,29 @@ def sample_poses(
     c2ws, intrinsics = [], []
     for index in range(start, stop):
         rng = np.random.default_rng([config.seed, index])
-        intrinsics.append(rig.intrinsics[rng.integers(rig.intrinsics.shape[0])])
+        camera = rig.intrinsics[rng.integers(rig.intrinsics.shape[0])]
         c2ws.append(_sample_360(stats, rng) if kind == "360" else _sample_forward(stats, rng))  # type: ignore[arg-type]
+        if config.patch_size is not None:
+            camera = random_patch(camera, config.patch_size, config.patch_alignment, rng)
+        intrinsics.append(camera)
     if not c2ws:
         return torch.zeros(0, 3, 4), torch.zeros(0, 6)
     return (
         torch.from_numpy(np.stack(c2ws)).float(),
         torch.from_numpy(np.stack(intrinsics)).float(),
     )
+
+
+def random_patch(
+    intrinsics: NDArray[np.float64], size: Tuple[int, int], alignment: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """Intrinsics ``(fx, fy, cx, cy, width, height)`` of a random aligned window of ``size`` (height,
+    width; clamped to the image) of a camera: principal point shifted by the window's offset."""
+    fx, fy, cx, cy, width, height = intrinsics
+    patch_h, patch_w = min(size[0], int(height)), min(size[1], int(width))
+    y0 = alignment * rng.integers(0, (int(height) - patch_h) // alignment + 1)
+    x0 = alignment * rng.integers(0, (int(width) - patch_w) // alignment + 1)
+    return np.array([fx, fy, cx - x0, cy - y0, patch_w, patch_h], dtype=np.float64)
 
 
 def make_cameras(c2w: Float[Tensor, "N 3 4"], intrinsics: Float[Tensor, "N 6"], like: Cameras | None = None) -> Cameras:
@@ -293,6 +318,8 @@ def pose_fingerprint(rig: TrainingRig, config: PoseConfig) -> Dict[str, object]:
     rig_bytes = np.round(np.concatenate([rig.c2w.reshape(-1), rig.intrinsics.reshape(-1)]), 4)
     rig_bytes = (rig_bytes + 0.0).astype("<f8").tobytes()  # +0.0: -0.0 and 0.0 hash alike
     settings = asdict(config)
+    if config.patch_size is None:  # whole views: the fingerprint of caches made before patches existed
+        del settings["patch_size"], settings["patch_alignment"]
     settings["scene_type"] = resolve_scene_type(rig, config.scene_type)
     settings["training_cameras"] = hashlib.sha256(rig_bytes).hexdigest()[:16]
     settings["hash"] = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

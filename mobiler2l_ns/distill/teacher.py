@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import List, Literal, Optional, Tuple, Union
 
 import torch
+from torch import Tensor
 import yaml
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.engine.trainer import TrainerConfig
@@ -141,6 +142,47 @@ class TeacherRun:
         return Teacher(self, load_teacher_pipeline(self.config_path, device, self.checkpoint))
 
 
+def occupied_box(checkpoint: Path, quantile: float = 0.005, margin: float = 0.05) -> Optional[Tuple[List[float], str]]:
+    """``([min x, y, z, max x, y, z], source)``: the region the teacher's occupancy grid marks occupied.
+
+    Read from the checkpoint alone (no pipeline is built). Robust to floaters: the ``quantile`` /
+    ``1 - quantile`` quantiles of the occupied cell centres of the grid's finest level, grown by one
+    cell and ``margin`` of the size per side, clipped to that level's box. None for a grid that is not
+    a bounded single-level one (unbounded captures keep the scene box) or has no occupied cell.
+    """
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False).get("pipeline", {})
+    binaries, aabbs = state.get("_model.occupancy_grid.binaries"), state.get("_model.occupancy_grid.aabbs")
+    if binaries is None or aabbs is None or binaries.shape[0] != 1:
+        return None
+    cells = binaries[0].nonzero().float()
+    if cells.shape[0] < 8:
+        return None
+    resolution = torch.tensor(binaries.shape[1:], dtype=torch.float32)
+    low, high = aabbs[0, :3].float(), aabbs[0, 3:].float()
+    size = (high - low) / resolution
+    centres = low + (cells + 0.5) * size
+    lo = torch.quantile(centres, quantile, dim=0) - size
+    hi = torch.quantile(centres, 1.0 - quantile, dim=0) + size
+    grow = margin * (hi - lo)
+    lo, hi = torch.maximum(lo - grow, low), torch.minimum(hi + grow, high)
+    source = f"teacher occupancy grid, {cells.shape[0]} occupied cells, {quantile:.1%} quantiles, {checkpoint.name}"
+    return lo.tolist() + hi.tolist(), source
+
+
+def occupancy_grid(checkpoint: Path, dilation: int = 1) -> Optional[Tuple[Tensor, List[float], str]]:
+    """``(occupied [G, G, G] as 0 / 1 floats, its box [6], source)`` of a bounded teacher's occupancy grid,
+    grown by ``dilation`` cells (a student sampling around it keeps a margin); None for others."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False).get("pipeline", {})
+    binaries, aabbs = state.get("_model.occupancy_grid.binaries"), state.get("_model.occupancy_grid.aabbs")
+    if binaries is None or aabbs is None or binaries.shape[0] != 1 or not bool(binaries.any()):
+        return None
+    grid = binaries[0].float()[None, None]
+    if dilation > 0:
+        grid = torch.nn.functional.max_pool3d(grid, 2 * dilation + 1, stride=1, padding=dilation)
+    source = f"teacher occupancy grid {tuple(binaries.shape[1:])}, {float(grid.mean()):.1%} occupied, {checkpoint.name}"
+    return grid[0, 0], aabbs[0].float().tolist(), source
+
+
 def load_teacher_pipeline(
     config_path: Path,
     device: Union[str, torch.device],
@@ -170,9 +212,7 @@ def load_teacher_pipeline(
     # eval_setup builds on torch.device("cuda"), the current device: make that the target (rank r: cuda:r)
     on_target = torch.cuda.device(target) if target.type == "cuda" else contextlib.nullcontext()
     with on_target:
-        _, pipeline, checkpoint, _ = eval_setup(
-            config_path, test_mode=test_mode, update_config_callback=absolute_paths
-        )
+        _, pipeline, checkpoint, _ = eval_setup(config_path, test_mode=test_mode, update_config_callback=absolute_paths)
     if expect_checkpoint is not None and Path(checkpoint).resolve() != expect_checkpoint.resolve():
         raise InputError(f"teacher config {config_path}: loaded {checkpoint}, expected {expect_checkpoint}")
     pipeline.eval()

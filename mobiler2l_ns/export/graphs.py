@@ -27,19 +27,20 @@ from typing import Literal, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from mobiler2l_ns.student.embedder import PointEmbedder
 from mobiler2l_ns.student.network import MobileR2LNetwork, fold_batchnorm
 from mobiler2l_ns.student.sampler import (
     depths_between,
     lowres_grid_size,
     lowres_pixel_directions,
     ndc_points_from_pose,
+    occupied_near_far,
     points_from_pose,
+    ray_box_near_far,
     sample_fractions,
     scene_box_near_far,
 )
 
-SamplingMode = Literal["fixed", "scene_box", "ndc"]
+SamplingMode = Literal["fixed", "scene_box", "ndc", "ray_box", "occupancy"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ class SamplerGraph(nn.Module):
     """``(rotation [3, 3], translation [3]) -> points [h, w, K, 3]`` with the ray grid baked in.
 
     Modes: ``fixed`` (config near / far z-depths), ``scene_box`` (per-camera near / far from the
-    scene box, computed in the graph from the camera centre), ``ndc`` (NeRF/LLFF NDC points).
+    scene box, computed in the graph from the camera centre), ``ndc`` (NeRF/LLFF NDC points),
+    ``ray_box`` (per-ray near / far where the ray crosses the sampling box), ``occupancy`` (per ray,
+    around the occupied cells of a baked occupancy grid along its chord through the box).
     """
 
     def __init__(
@@ -89,6 +92,9 @@ class SamplerGraph(nn.Module):
         min_near: float = 0.05,
         ndc_scale: Optional[Tuple[float, float]] = None,
         ndc_near_plane: float = 1.0,
+        occupancy: Optional[Tensor] = None,
+        occupancy_aabb: Optional[Tensor] = None,
+        occupancy_steps: int = 64,
     ):
         super().__init__()
         s = sr_factor
@@ -105,6 +111,15 @@ class SamplerGraph(nn.Module):
             assert aabb is not None
             self.register_buffer("aabb", aabb.detach().float().cpu().clone())
             self.min_near = float(min_near)
+        elif mode in ("ray_box", "occupancy"):
+            assert aabb is not None
+            self.register_buffer("aabb", aabb.detach().float().cpu().clone())
+            self.min_near = float(min_near)
+            if mode == "occupancy":
+                assert occupancy is not None and occupancy_aabb is not None
+                self.register_buffer("occupancy", occupancy.detach().float().cpu().clone())
+                self.register_buffer("occupancy_aabb", occupancy_aabb.detach().float().cpu().clone())
+                self.occupancy_steps = int(occupancy_steps)
         elif mode == "ndc":
             assert ndc_scale is not None
             self.ndc_scale = (float(ndc_scale[0]), float(ndc_scale[1]))
@@ -118,6 +133,19 @@ class SamplerGraph(nn.Module):
             return ndc_points_from_pose(
                 rotation, translation, self.dirs, self.fractions, self.ndc_scale, self.ndc_near_plane
             )
+        if self.mode == "ray_box":
+            near, far = ray_box_near_far(rotation, translation, self.dirs, self.aabb, self.min_near)
+            return points_from_pose(
+                rotation, translation, self.dirs, near[..., None] + (far - near)[..., None] * self.fractions
+            )
+        if self.mode == "occupancy":
+            near, far = occupied_near_far(
+                rotation, translation, self.dirs, self.aabb, self.occupancy, self.occupancy_aabb,
+                self.occupancy_steps, self.min_near,
+            )  # fmt: skip
+            return points_from_pose(
+                rotation, translation, self.dirs, near[..., None] + (far - near)[..., None] * self.fractions
+            )
         if self.mode == "fixed":
             near, far = self.near, self.far
         else:
@@ -127,14 +155,14 @@ class SamplerGraph(nn.Module):
 
 
 class EmbedderGraph(nn.Module):
-    """``points [h, w, K, 3] -> encoding [1, C, h, w]``: :class:`PointEmbedder` with a batch of one."""
+    """``points [h, w, K, 3] -> encoding [1, C, h, w]``: the student's embedder with a batch of one."""
 
-    def __init__(self, embedder: PointEmbedder):
+    def __init__(self, embedder: nn.Module):
         super().__init__()
         self.embedder = copy.deepcopy(embedder).eval()
 
     def forward(self, points: Tensor) -> Tensor:
-        """Positional encoding, NCHW."""
+        """The embedder's features, NCHW."""
         return self.embedder(points)
 
 

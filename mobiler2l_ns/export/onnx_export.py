@@ -57,7 +57,7 @@ from mobiler2l_ns.export.graphs import (
     SamplingMode,
     count_gelu,
 )
-from mobiler2l_ns.student.embedder import channel_names
+from mobiler2l_ns.student.embedders import embedder_flops, embedder_parameters
 from mobiler2l_ns.student.network import count_parameters, frame_flops
 from mobiler2l_ns.utils.errors import InputError
 
@@ -339,6 +339,13 @@ def sampling_settings(model, camera: ExportCamera) -> Dict[str, Any]:
         fx, fy = torch.tensor(camera.fx), torch.tensor(camera.fy)
         ax, ay = model._ndc_scale(fx, fy, camera.width, camera.height)
         return {"mode": "ndc", "ndc_scale": [ax, ay], "ndc_near_plane": float(cfg.ndc_near_plane)}
+    if cfg.ray_box:
+        box = {"aabb": model.sample_aabb.detach().float().cpu().tolist(), "min_near": float(cfg.min_near)}
+        if model.uses_occupancy():
+            return {"mode": "occupancy", **box, "occupancy_shape": list(model.occupancy.shape),
+                    "occupancy_aabb": model.occupancy_aabb.detach().float().cpu().tolist(),
+                    "occupancy_steps": int(cfg.occupancy_steps)}  # fmt: skip
+        return {"mode": "ray_box", **box}
     fixed = model.fixed_near_far()  # config values, or derived from the data (near_far_from_data)
     if fixed is not None:
         return {"mode": "fixed", "near": float(fixed[0]), "far": float(fixed[1])}
@@ -361,6 +368,9 @@ def build_graphs(model, camera: ExportCamera, sampling: Dict[str, Any]) -> Tuple
         min_near=sampling.get("min_near", cfg.min_near),
         ndc_scale=tuple(sampling["ndc_scale"]) if "ndc_scale" in sampling else None,
         ndc_near_plane=sampling.get("ndc_near_plane", 1.0),
+        occupancy=model.occupancy if sampling["mode"] == "occupancy" else None,
+        occupancy_aabb=model.occupancy_aabb if sampling["mode"] == "occupancy" else None,
+        occupancy_steps=sampling.get("occupancy_steps", 64),
     ).eval()
     return sampler, EmbedderGraph(model.embedder).eval()
 
@@ -445,24 +455,8 @@ def graph_io(camera: ExportCamera, h: int, w: int, num_points: int, channels: in
 
 
 def encoding_info(model) -> Dict[str, Any]:
-    """Positional-encoding constants of the embedder (frequencies as the graph computes them)."""
-    enc = model.embedder.encoding
-    cfg = model.config
-    exps = torch.linspace(enc.min_freq, enc.max_freq, enc.num_frequencies)
-    freqs = 2**exps  # float32, as NeRFEncoding computes them
-    return {
-        "num_points": cfg.num_points,
-        "num_frequencies": cfg.num_frequencies,
-        "min_freq_exp": float(cfg.min_freq_exp),
-        "frequencies": [float(2 * math.pi * f) for f in freqs.tolist()],
-        "formula": (
-            "for point k, coordinate c, frequency j: sin(a_j p[k,c]), cos(a_j p[k,c]) = sin(a_j p[k,c] + pi/2), "
-            "raw p[k,c]; a_j = frequencies[j] (computed as (2 pi p) * 2**e_j)"
-        ),
-        "channels": model.embedder.out_channels,
-        "channel_order": ("k * P + c * F + j: sin; k * P + 3F + c * F + j: cos; k * P + 6F + c: raw (P = 3 (2F + 1))"),
-        "channel_names": channel_names(cfg.num_points, cfg.num_frequencies),
-    }
+    """The embedder's kind, constants and channel layout (its own ``describe()``)."""
+    return model.embedder.describe()
 
 
 def orbit_settings(run: StudentRun, sampling: Dict[str, Any], model) -> Dict[str, Any]:
@@ -505,6 +499,11 @@ def write_export(
 
     model = run.model.eval()
     cfg = model.config
+    if target == "snap" and cfg.embedder != "pe":
+        raise InputError(
+            f"--target snap writes opset {SNAP_OPSET}, which has no GridSample: the '{cfg.embedder}' embedder's grid "
+            "lookups need opset >= 16 (export it with the standard target, or train a 'pe' student for Lens Studio)"
+        )
     opset = SNAP_OPSET if target == "snap" else STANDARD_OPSET
     sampling = sampling_settings(model, camera)
     sampler, embedder = build_graphs(model, camera, sampling)
@@ -524,7 +523,7 @@ def write_export(
         ),
         "embedder": to_onnx(
             embedder, (points,), ["points"], ["encoding"], opset,
-            "MobileR2L embedder: points [h,w,K,3] -> positional encoding NCHW [1,C,h,w]",
+            f"MobileR2L embedder ({cfg.embedder}): points [h,w,K,3] -> features NCHW [1,C,h,w]",
         ),
     }  # fmt: skip
     model_doc = "MobileR2L network (BatchNorm folded): encoding NCHW [1,C,h,w] -> image NCHW [1,3,H,W] in [0,1]"
@@ -599,7 +598,10 @@ def write_export(
             "sr_widths": list(network.sr_widths),
             "sr_blocks": cfg.sr_blocks,
             "parameters": count_parameters(network),
+            "embedder_parameters": embedder_parameters(model.embedder),
+            "fp16_megabytes": 2e-6 * (count_parameters(network) + embedder_parameters(model.embedder)),
             "flops_per_frame": frame_flops(network, h, w),
+            "embedder_flops_per_frame": embedder_flops(model.embedder, h, w),
             "batchnorm_folded": True,
             "gelu": f"{SNAP_GELU_OP} custom op" if target == "snap" else "exact, 0.5 x (1 + erf(x / sqrt 2))",
         },
@@ -677,6 +679,14 @@ def sampling_description(sampling: Dict[str, Any]) -> str:
     mode = sampling["mode"]
     if mode == "fixed":
         return "points t + (R d) z_k with z-depths z_k = near + (far - near) * fractions[k]"
+    if mode == "ray_box":
+        return "points t + (R d) z_k, z_k = near + (far - near) * fractions[k] with per-ray near / far where the ray crosses aabb"
+    if mode == "occupancy":
+        return (
+            "points t + (R d) z_k, z_k = near + (far - near) * fractions[k]: the ray's chord through aabb is cut into "
+            "occupancy_steps steps whose midpoints are looked up in the baked occupancy grid (over occupancy_aabb); "
+            "near / far = start of the first / end of the last occupied step (student/sampler.py occupied_near_far)"
+        )
     if mode == "scene_box":
         return (
             "points t + (R d) z_k, z_k = near + (far - near) * fractions[k] with per-camera near / far: "

@@ -27,7 +27,9 @@ Frequencies: NeRFEncoding multiplies its input by ``2 pi``. The default ``min_fr
 from __future__ import annotations
 
 import math
-from typing import List
+from typing import Any, Dict, List
+
+import torch
 
 from jaxtyping import Float
 from nerfstudio.field_components.encodings import NeRFEncoding
@@ -77,6 +79,26 @@ class PointEmbedder(nn.Module):
         )
         self.out_channels = embedding_channels(num_points, num_frequencies)
         assert self.encoding.get_out_dim() * num_points == self.out_channels
+
+    def describe(self) -> Dict[str, Any]:
+        """Constants and channel layout for metadata.json (frequencies as the graph computes them)."""
+        enc = self.encoding
+        exps = torch.linspace(enc.min_freq, enc.max_freq, enc.num_frequencies)
+        freqs = 2**exps  # float32, as NeRFEncoding computes them
+        return {
+            "kind": "pe",
+            "num_points": self.num_points,
+            "num_frequencies": self.num_frequencies,
+            "min_freq_exp": float(enc.min_freq),
+            "frequencies": [float(2 * math.pi * f) for f in freqs.tolist()],
+            "formula": (
+                "for point k, coordinate c, frequency j: sin(a_j p[k,c]), cos(a_j p[k,c]) = sin(a_j p[k,c] + pi/2), "
+                "raw p[k,c]; a_j = frequencies[j] (computed as (2 pi p) * 2**e_j)"
+            ),
+            "channels": self.out_channels,
+            "channel_order": "k * P + c * F + j: sin; k * P + 3F + c * F + j: cos; k * P + 6F + c: raw (P = 3 (2F + 1))",
+            "channel_names": channel_names(self.num_points, self.num_frequencies),
+        }
 
     def forward(self, points: Float[Tensor, "*batch h w K 3"]) -> Float[Tensor, "B C h w"]:
         """Encode points; leading batch dims are flattened into ``B`` (absent -> ``B = 1``)."""

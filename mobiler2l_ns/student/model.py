@@ -31,7 +31,8 @@ from torch import Tensor, nn
 from torch.nn import Parameter
 from torchmetrics.functional import peak_signal_noise_ratio
 
-from mobiler2l_ns.student.embedder import R2L_MIN_FREQ_EXP, PointEmbedder
+from mobiler2l_ns.student.embedder import R2L_MIN_FREQ_EXP
+from mobiler2l_ns.student.embedders import EmbedderKind, build_embedder, embedder_flops, embedder_parameters
 from mobiler2l_ns.student.network import MobileR2LNetwork, count_parameters, frame_flops
 from mobiler2l_ns.student.sampler import (
     depths_between,
@@ -41,6 +42,10 @@ from mobiler2l_ns.student.sampler import (
     ndc_points_from_pose,
     points_from_pose,
     DATA_NEAR_FAR_KEY,
+    OCCUPANCY_KEY,
+    SAMPLE_BOX_KEY,
+    occupied_near_far,
+    ray_box_near_far,
     sample_fractions,
     scene_box_near_far,
 )
@@ -62,8 +67,30 @@ class MobileR2LModelConfig(ModelConfig):
     """Weight of each loss term."""
     num_points: int = 8
     """K, points sampled per ray."""
+    embedder: EmbedderKind = "pe"
+    """Input features of the K points: ``pe`` the paper's positional encoding; ``planes`` learned
+    multi-resolution k-planes looked up at every point; ``slab`` learned light-slab grids of each ray
+    (LightSpeed); ``volume`` k-planes composited along each ray. See student/embedders.py."""
     num_frequencies: int = 6
-    """Positional-encoding frequencies per coordinate (plus the raw value)."""
+    """Positional-encoding frequencies per coordinate (plus the raw value); ``pe`` embedder."""
+    grid_levels: int = 4
+    """Learned embedders: resolution levels of the feature grids."""
+    grid_features: int = 8
+    """Learned embedders: features per grid (per level)."""
+    grid_min_resolution: int = 32
+    """Learned embedders: resolution of the coarsest level."""
+    grid_max_resolution: int = 256
+    """Learned embedders: resolution of the finest level."""
+    grid_contraction: bool = False
+    """``planes`` / ``volume``: contract points outside the scene box (unbounded captures) instead of zero features."""
+    planes_combine: Literal["product", "sum"] = "product"
+    """``planes``: how the xy, xz, yz features of a point are combined."""
+    planes_pe_frequencies: int = 0
+    """``planes``: frequencies of a positional encoding appended to the features (0: none)."""
+    slab_axes: Tuple[str, ...] = ("x", "y", "z")
+    """``slab``: slab axes; 360 scenes use all three (blended by direction), forward-facing ``z``."""
+    slab_extent: float = 2.0
+    """``slab``: slab coordinates (in scene-box halves) beyond this get zero features."""
     min_freq_exp: float = R2L_MIN_FREQ_EXP
     """Lowest frequency exponent in NeRFEncoding's convention; the default gives R2L's sin(2^j x)."""
     depth: int = 29
@@ -76,12 +103,32 @@ class MobileR2LModelConfig(ModelConfig):
     """Channels of each SR stage (one per factor of s); None: 64, ..., 64, 16."""
     sr_blocks: int = 2
     """Residual blocks after each transposed conv."""
+    batchnorm: bool = True
+    """BatchNorm in the residual blocks (the paper); False: none, blocks initialised to the identity
+    (what trains is then exactly what evaluation and the export run)."""
+    output: Literal["sigmoid", "clip"] = "sigmoid"
+    """Output activation: the paper's sigmoid, or ``clip`` (linear, clipped to [0, 1], the gradient passed
+    straight through in training), which a network without BatchNorm needs on white backgrounds."""
     near: Optional[float] = None
     """Near z-depth of the samples; None (with far None): per camera from the scene box."""
     far: Optional[float] = None
     """Far z-depth of the samples; None (with near None): per camera from the scene box."""
     min_near: float = 0.05
     """Smallest near bound derived from the scene box or the data."""
+    ray_box: bool = False
+    """Sample the K points of each ray between where it enters and leaves the sampling box (a ray-box
+    intersection in the sampler) instead of one near / far per camera: every point lands in the box,
+    where the learned grids are. Not with NDC."""
+    occupancy_sampling: bool = False
+    """With ``ray_box``: place each ray's K points between the first and the last cell that the teacher's
+    occupancy grid marks occupied along it (``occupancy_steps`` lookups per ray in the sampler), so they
+    gather where the scene is. The grid comes from the datamanager's teacher and is saved with the
+    model (and baked into sampler.onnx); without one, plain ``ray_box`` sampling."""
+    occupancy_steps: int = 64
+    """Lookups per ray of ``occupancy_sampling``."""
+    sample_box: Optional[Tuple[float, float, float, float, float, float]] = None
+    """The sampling box (min x y z, max x y z) of ``ray_box`` and of the learned grids; None: the
+    teacher's occupied box when the datamanager has a teacher (metadata), else the scene box."""
     near_far_from_data: bool = False
     """One near / far for all cameras, derived from the training data when the model is built (the
     z-depths of the COLMAP sparse points the cameras see, else the scene box; see
@@ -121,7 +168,16 @@ class MobileR2LModel(Model):
             if cfg.near is not None:
                 raise ValueError("near_far_from_data derives near and far: leave near and far unset (None)")
             self.register_buffer("data_near_far", self.near_far_from_metadata())
-        self.embedder = PointEmbedder(cfg.num_points, cfg.num_frequencies, cfg.min_freq_exp)
+        if cfg.ray_box and cfg.use_ndc:
+            raise ValueError(
+                "--pipeline.model.ray-box True samples a world-space box and does not combine with "
+                "--pipeline.model.use-ndc True: add --pipeline.model.ray-box False --pipeline.model.occupancy-sampling False"
+            )
+        self.register_buffer("sample_aabb", self.sampling_box())
+        occupancy, grid_box = self.occupancy_from_metadata()
+        self.register_buffer("occupancy", occupancy)
+        self.register_buffer("occupancy_aabb", grid_box)
+        self.embedder = build_embedder(cfg, self.sample_aabb)
         self.network = MobileR2LNetwork(
             in_channels=self.embedder.out_channels,
             width=cfg.width,
@@ -129,6 +185,8 @@ class MobileR2LModel(Model):
             sr_factor=cfg.sr_factor,
             sr_widths=cfg.sr_widths,
             sr_blocks=cfg.sr_blocks,
+            batchnorm=cfg.batchnorm,
+            output=cfg.output,
         )
         ndc_scale = torch.tensor(cfg.ndc_scale if cfg.ndc_scale is not None else (float("nan"),) * 2)
         self.register_buffer("ndc_scale", ndc_scale.float())
@@ -136,6 +194,13 @@ class MobileR2LModel(Model):
         # enter state_dict, or checkpoints would load only where the same weights exist.
         self._metrics: List[ImageMetrics] = []
         self._cost_reported = False
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: D401 (torch hook)
+        """A checkpoint's occupancy grid replaces the placeholder whatever its size."""
+        key = prefix + "occupancy"
+        if key in state_dict and state_dict[key].shape != self.occupancy.shape:
+            self._buffers["occupancy"] = torch.zeros_like(state_dict[key], device=self.occupancy.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ nerfstudio API
 
@@ -168,8 +233,12 @@ class MobileR2LModel(Model):
                 module.train(not frozen)
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
-        """One optimiser group, ``"student"``: the network's parameters (the embedder has none)."""
-        return {"student": list(self.network.parameters())}
+        """``"student"``: the network's parameters; ``"grids"``: a learned embedder's feature grids."""
+        groups = {"student": list(self.network.parameters())}
+        grids = list(self.embedder.parameters())
+        if grids:
+            groups["grids"] = grids
+        return groups
 
     def get_outputs(self, camera: Cameras) -> Dict[str, Tensor]:  # type: ignore[override]
         """Render every camera of ``camera`` (all of one size ``H x W``).
@@ -262,6 +331,10 @@ class MobileR2LModel(Model):
             points = ndc_points_from_pose(rotation, centre, dirs, fractions, scale, cfg.ndc_near_plane)
             last = (cfg.num_points - 0.5) / cfg.num_points
             far = torch.full((batch,), ndc_depth_to_camera_depth(last, cfg.ndc_near_plane), device=device)
+        elif cfg.ray_box:
+            near, far = self.ray_near_far(rotation, centre, dirs)  # [B, h, w]
+            points = points_from_pose(rotation, centre, dirs, near[..., None] + (far - near)[..., None] * fractions)
+            far = far.reshape(batch, -1).amax(dim=-1)
         else:
             near, far = self.near_far(centre)
             points = points_from_pose(rotation, centre, dirs, depths_between(near, far, fractions))
@@ -288,6 +361,47 @@ class MobileR2LModel(Model):
         if getattr(self.config, "near_far_from_data", False) and bool(torch.isfinite(self.data_near_far).all()):
             return float(self.data_near_far[0]), float(self.data_near_far[1])
         return None
+
+    def ray_near_far(self, rotation: Tensor, centre: Tensor, dirs: Tensor) -> Tuple[Tensor, Tensor]:
+        """Per-ray near / far of ``ray_box`` sampling (around the occupied cells when there are any)."""
+        if self.uses_occupancy():
+            return occupied_near_far(
+                rotation, centre, dirs, self.sample_aabb, self.occupancy, self.occupancy_aabb,
+                self.config.occupancy_steps, self.config.min_near,
+            )  # fmt: skip
+        return ray_box_near_far(rotation, centre, dirs, self.sample_aabb, self.config.min_near)
+
+    def uses_occupancy(self) -> bool:
+        """Whether ``occupancy_sampling`` has a grid (from the teacher, or a loaded checkpoint)."""
+        return bool(self.config.occupancy_sampling and self.occupancy.numel() > 1 and self.occupancy.any())
+
+    def occupancy_from_metadata(self) -> Tuple[Tensor, Tensor]:
+        """The teacher's occupancy grid and its box from the datamanager's :data:`OCCUPANCY_KEY`
+        metadata when ``occupancy_sampling`` (else a 1-cell placeholder; a checkpoint may fill it)."""
+        entry = (self.kwargs.get("metadata") or {}).get(OCCUPANCY_KEY) if self.config.occupancy_sampling else None
+        if entry is None:
+            return torch.zeros(1, 1, 1), self.sample_aabb.clone()
+        grid, box, source = entry
+        log_once(f"MobileR2L: sampling around the occupied cells of a {tuple(grid.shape)} grid ({source})")
+        return grid.float().clone(), torch.as_tensor(box, dtype=torch.float32).reshape(2, 3).clone()
+
+    def sampling_box(self) -> Float[Tensor, "2 3"]:
+        """The box of ``ray_box`` sampling and of the learned grids: config, else the datamanager's
+        :data:`SAMPLE_BOX_KEY` metadata (the teacher's occupied box), else the scene box. Saved in the
+        checkpoint (buffer ``sample_aabb``), so a loaded student keeps the box it trained with."""
+        if self.config.sample_box is not None:
+            box = torch.tensor(self.config.sample_box, dtype=torch.float32).reshape(2, 3)
+            if not bool((box[1] > box[0]).all()):
+                raise ValueError(
+                    f"sample_box must be (min x, y, z, max x, y, z) with max > min, got {self.config.sample_box}"
+                )
+            return box
+        entry = (self.kwargs.get("metadata") or {}).get(SAMPLE_BOX_KEY)
+        if entry is not None:
+            box, source = entry
+            log_once(f"MobileR2L: sampling box {[round(v, 3) for v in box]} ({source})")
+            return torch.tensor(box, dtype=torch.float32).reshape(2, 3)
+        return self.scene_box.aabb.detach().float().clone().reshape(2, 3)
 
     def near_far_from_metadata(self) -> Tensor:
         """``[near, far]`` from the datamanager's :data:`DATA_NEAR_FAR_KEY` metadata (clamped to
@@ -332,9 +446,11 @@ class MobileR2LModel(Model):
     def cost_summary(self, height: int, width: int) -> str:
         """One line: parameter count and GFLOPs of one ``height x width`` frame."""
         h, w = lowres_grid_size(height, width, self.config.sr_factor)
-        gflops = frame_flops(self.network, h, w) / 1e9
+        gflops = (frame_flops(self.network, h, w) + embedder_flops(self.embedder, h, w)) / 1e9
+        grids = embedder_parameters(self.embedder)
+        embedder = f" + {grids:,} in the {self.config.embedder} embedder" if grids else ""
         return (
-            f"MobileR2L student: {count_parameters(self.network):,} parameters, {gflops:.2f} GFLOPs per "
+            f"MobileR2L student: {count_parameters(self.network):,} parameters{embedder}, {gflops:.2f} GFLOPs per "
             f"{width}x{height} frame (ray grid {w}x{h}, x{self.config.sr_factor} super-resolution, "
             f"{self.config.num_points} points per ray)"
         )

@@ -65,21 +65,45 @@ def upsampler(in_channels: int, out_channels: int, factor: int) -> nn.ConvTransp
 
 
 class ResBlock(nn.Module):
-    """``x + BN(conv1x1(GELU(BN(conv1x1(x)))))`` on ``[B, C, h, w]``: 2 C^2 + 6 C parameters."""
+    """``x + BN(conv1x1(GELU(BN(conv1x1(x)))))`` on ``[B, C, h, w]``: 2 C^2 + 6 C parameters.
 
-    def __init__(self, channels: int):
+    ``batchnorm=False``: ``x + conv1x1(GELU(conv1x1(x)))`` with the second conv starting at zero (the
+    block starts as the identity, so a deep body trains without normalisation; 2 C^2 + 2 C parameters).
+    """
+
+    def __init__(self, channels: int, batchnorm: bool = True):
         super().__init__()
-        self.block = nn.Sequential(
-            nn.Conv2d(channels, channels, kernel_size=1),
-            nn.BatchNorm2d(channels),
-            nn.GELU(),
-            nn.Conv2d(channels, channels, kernel_size=1),
-            nn.BatchNorm2d(channels),
-        )
+        if batchnorm:
+            layers = [nn.Conv2d(channels, channels, kernel_size=1), nn.BatchNorm2d(channels), nn.GELU(),
+                      nn.Conv2d(channels, channels, kernel_size=1), nn.BatchNorm2d(channels)]  # fmt: skip
+        else:
+            layers = [
+                nn.Conv2d(channels, channels, kernel_size=1),
+                nn.GELU(),
+                nn.Conv2d(channels, channels, kernel_size=1),
+            ]
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
+        self.block = nn.Sequential(*layers)
 
     def forward(self, x: Float[Tensor, "B C h w"]) -> Float[Tensor, "B C h w"]:
         """Residual 1x1-conv block; shape preserved."""
         return x + self.block(x)
+
+
+class ClipOutput(nn.Module):
+    """Colours clipped to [0, 1]; in training the gradient passes straight through the clip.
+
+    The paper's sigmoid saturates: a network without BatchNorm, pushed towards a white background by
+    Adam, can drive its logits into the sigmoid's flat tail within a few dozen steps and stop learning
+    (measured on a mostly white scene: logits past 1000, gradients exactly 0). Here a white pixel stops
+    pulling once it is white (the clipped value equals its target), while any other pixel keeps its
+    gradient, so the outputs settle instead of running away. Evaluation and ONNX: a plain Clip.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        clipped = x.clamp(0.0, 1.0)
+        return x + (clipped - x).detach() if self.training else clipped
 
 
 class MobileR2LNetwork(nn.Module):
@@ -92,6 +116,8 @@ class MobileR2LNetwork(nn.Module):
         sr_factor: super-resolution factor s, a product of 2s and 3s.
         sr_widths: channels of each SR stage (one per factor of s); None: :func:`default_sr_widths`.
         sr_blocks: residual blocks after each transposed conv.
+        batchnorm: BatchNorm in the residual blocks (the paper); False: none (zero-initialised blocks).
+        output: ``sigmoid`` (the paper) or ``clip`` (:class:`ClipOutput`, a linear output clipped to [0, 1]).
     """
 
     def __init__(
@@ -102,6 +128,8 @@ class MobileR2LNetwork(nn.Module):
         sr_factor: int = 8,
         sr_widths: Optional[Sequence[int]] = None,
         sr_blocks: int = 2,
+        batchnorm: bool = True,
+        output: str = "sigmoid",
     ):
         super().__init__()
         if depth < 0 or width < 1 or in_channels < 1 or sr_blocks < 0:
@@ -118,14 +146,21 @@ class MobileR2LNetwork(nn.Module):
             )
         self.sr_widths = widths
         self.head = nn.Sequential(nn.Conv2d(in_channels, width, kernel_size=1), nn.GELU())
-        self.body = nn.Sequential(*[ResBlock(width) for _ in range(depth)])
+        self.body = nn.Sequential(*[ResBlock(width, batchnorm) for _ in range(depth)])
         stages: List[nn.Module] = []
         channels = width
         for factor, out in zip(self.stage_factors, widths):
-            stages.append(nn.Sequential(upsampler(channels, out, factor), *[ResBlock(out) for _ in range(sr_blocks)]))
+            blocks = [ResBlock(out, batchnorm) for _ in range(sr_blocks)]
+            stages.append(nn.Sequential(upsampler(channels, out, factor), *blocks))
             channels = out
         self.sr = nn.Sequential(*stages)
-        self.tail = nn.Sequential(nn.Conv2d(channels, 3, kernel_size=1), nn.Sigmoid())
+        if output not in ("sigmoid", "clip"):
+            raise ValueError(f"network output must be 'sigmoid' or 'clip', got {output!r}")
+        self.tail = nn.Sequential(
+            nn.Conv2d(channels, 3, kernel_size=1), nn.Sigmoid() if output == "sigmoid" else ClipOutput()
+        )
+        if output == "clip":
+            nn.init.constant_(self.tail[0].bias, 0.5)  # start grey, inside the clip
 
     def forward(self, x: Float[Tensor, "B C_in h w"]) -> Float[Tensor, "B 3 H_pad W_pad"]:
         """Render ``[B, 3, h*s, w*s]`` colours in [0, 1] from the embedded ray grid."""

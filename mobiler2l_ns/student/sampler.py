@@ -37,6 +37,15 @@ DATA_NEAR_FAR_KEY = "mobiler2l_near_far"
 training data (:func:`points_near_far`, else the scene box) for ``near_far_from_data`` models."""
 
 
+OCCUPANCY_KEY = "mobiler2l_occupancy"
+"""Dataset-metadata key of the ``(occupancy [G, G, G], grid box [2, 3], source)`` a datamanager takes from
+the teacher, read by models with ``occupancy_sampling``."""
+
+SAMPLE_BOX_KEY = "mobiler2l_sample_box"
+"""Dataset-metadata key of the ``(box [6], source)`` a datamanager derives for the student's sampling box
+(the teacher's occupied region), read by models without a configured ``sample_box``."""
+
+
 def lowres_grid_size(height: int, width: int, sr_factor: int) -> Tuple[int, int]:
     """Size ``(h, w)`` of the low-res ray grid that covers an ``height x width`` image.
 
@@ -115,6 +124,63 @@ def points_from_pose(
     """
     dirs_world = torch.matmul(dirs_cam, R.transpose(-1, -2).unsqueeze(-3))  # [*batch, h, w, 3]
     return t[..., None, None, None, :] + dirs_world[..., None, :] * depths[..., None]
+
+
+def ray_box_near_far(
+    R: Float[Tensor, "*batch 3 3"],
+    t: Float[Tensor, "*batch 3"],
+    dirs_cam: Float[Tensor, "*batch h w 3"],
+    aabb: Float[Tensor, "2 3"],
+    min_near: float,
+) -> Tuple[Float[Tensor, "*batch h w"], Float[Tensor, "*batch h w"]]:
+    """Per-ray near / far z-depths: where each ray ``t + (R d) z`` enters and leaves the box ``aabb``.
+
+    ``near >= min_near``; a ray that misses the box gets ``far = near`` (all its points coincide).
+    """
+    dirs_world = torch.matmul(dirs_cam, R.transpose(-1, -2).unsqueeze(-3))  # [*batch, h, w, 3]
+    safe = torch.where(dirs_world >= 0, dirs_world.clamp_min(1e-9), dirs_world.clamp_max(-1e-9))
+    origin = t[..., None, None, :]
+    t0 = (aabb[0] - origin) / safe
+    t1 = (aabb[1] - origin) / safe
+    enter = torch.minimum(t0, t1).amax(dim=-1)
+    leave = torch.maximum(t0, t1).amin(dim=-1)
+    near = enter.clamp_min(min_near)
+    return near, torch.maximum(leave, near)
+
+
+def occupied_near_far(
+    R: Float[Tensor, "*batch 3 3"],
+    t: Float[Tensor, "*batch 3"],
+    dirs_cam: Float[Tensor, "*batch h w 3"],
+    box: Float[Tensor, "2 3"],
+    occupancy: Float[Tensor, "G G G"],
+    grid_box: Float[Tensor, "2 3"],
+    steps: int,
+    min_near: float,
+) -> Tuple[Float[Tensor, "*batch h w"], Float[Tensor, "*batch h w"]]:
+    """Per-ray near / far z-depths around what an occupancy grid marks occupied along the ray.
+
+    The ray's chord through ``box`` (:func:`ray_box_near_far`) is cut into ``steps`` equal steps;
+    the step midpoints are looked up in ``occupancy`` (``[G, G, G]``, x-major, 1 = occupied, over
+    ``grid_box``; a plain gather); near / far are the start of the first and the end of the last
+    occupied step. A ray through no occupied cell keeps ``far = near`` at the chord's end.
+    """
+    near, far = ray_box_near_far(R, t, dirs_cam, box, min_near)  # [*batch, h, w]
+    step = (far - near) / steps
+    k = torch.arange(steps, device=near.device, dtype=near.dtype)
+    depths = near[..., None] + step[..., None] * (k + 0.5)  # [*batch, h, w, M]
+    points = points_from_pose(R, t, dirs_cam, depths)  # [*batch, h, w, M, 3]
+    g = occupancy.shape[0]
+    cell = ((points - grid_box[0]) / (grid_box[1] - grid_box[0]) * g).floor().clamp(0, g - 1).long()
+    inside = ((points >= grid_box[0]) & (points <= grid_box[1])).all(dim=-1)
+    index = (cell[..., 0] * g + cell[..., 1]) * g + cell[..., 2]
+    occupied = (occupancy.reshape(-1)[index.reshape(-1)].reshape(index.shape) > 0.5) & inside  # [*batch, h, w, M]
+    first = torch.where(occupied, k, torch.full_like(k, steps)).amin(dim=-1)
+    last = torch.where(occupied, k, torch.full_like(k, -1)).amax(dim=-1)
+    hit = last >= 0
+    ray_near = torch.where(hit, near + step * first, far)
+    ray_far = torch.where(hit, near + step * (last + 1.0), far)
+    return ray_near, ray_far
 
 
 def ndc_rays(
@@ -217,6 +283,8 @@ __all__ = [
     "sample_fractions",
     "depths_between",
     "points_from_pose",
+    "ray_box_near_far",
+    "occupied_near_far",
     "ndc_rays",
     "ndc_points_from_pose",
     "scene_box_near_far",
