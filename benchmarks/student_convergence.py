@@ -11,12 +11,14 @@ follow the preset's warm-up and exponential decay over the *time* budget (so eve
 schedule at the budget); BatchNorm is frozen for the last 5 % and the last 5 % train on real images
 only (the presets' recipe). Test PSNR / SSIM (torchmetrics) against the ground truth of evenly
 spaced test views after 25 / 50 / 100 % of the budget (evaluation time excluded), and the teacher's
-on the same views. Prints a table and writes ``student-convergence.{json,md}`` and a learning-curve
-PNG into ``--out``.
+on the same views. Prints a table and writes ``NAME.json`` and a learning-curve ``NAME.png`` (PSNR
+against training minutes, the teacher as a line) into ``--out`` (``--name``, default
+``student-convergence``).
 
 Students (``--students``): ``paper`` is the ``mobiler2l`` preset unchanged (positional encoding,
-depth 29, width 256, x8 super-resolution); the others are ``mobiler2l-small``-based entries of
-:data:`STUDENTS`. ``--set NAME.FIELD=VALUE`` overrides a model / datamanager field of one student.
+depth 29, width 256, x8 super-resolution); the others are the recipes of
+:data:`mobiler2l_ns.student.config.STUDENT_RECIPES` (``small``: the ``mobiler2l-small`` preset;
+``small-pe``: the CPU student before learned features). ``--set NAME.FIELD=VALUE`` overrides a model / datamanager field of one student.
 """
 
 from __future__ import annotations
