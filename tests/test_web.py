@@ -462,7 +462,7 @@ def test_webgpu_provider_when_an_adapter_exists(playwright, server: Server, fiel
         chromium.close()
 
 
-@pytest.mark.parametrize("embedder", ["planes", "slab"])
+@pytest.mark.parametrize("embedder", ["volume", "planes", "slab"])
 def test_learned_embedder_export_renders_like_onnxruntime(browser, playwright, embedder: str, tmp_path: Path) -> None:
     """An export whose embedder.onnx holds feature grids (GridSample): the page's image equals
     onnxruntime's in Python on wasm, and on WebGPU where Chromium has an adapter (SwiftShader)."""
