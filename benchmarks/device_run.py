@@ -46,7 +46,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import LEGO  # noqa: E402
-from timed_training import Budget, save_run, setup_pipeline, test_views, train_timed  # noqa: E402
+from timed_training import Budget, fill_cache, save_run, setup_pipeline, test_views, train_timed  # noqa: E402
 
 import mobiler2l_ns  # noqa: E402,F401  (safe globals for nerfstudio checkpoints)
 
@@ -387,17 +387,6 @@ def pseudo_stage(scale: Scale, device: str, teacher_config: Path, student_config
     result["cache_views"] = scale.pseudo_views
     result["cache_fill_s"] = time.perf_counter() - start
     return result
-
-
-def fill_cache(config) -> None:
-    """Render the pseudo-view cache of ``config``'s datamanager (its producer, drained)."""
-    pipeline = setup_pipeline(config, config.machine.device_type)
-    datamanager = pipeline.datamanager
-    datamanager.config.pseudo_progress = False
-    datamanager.start_pseudo()
-    if datamanager.producer is not None:
-        datamanager.producer.thread.join()
-    datamanager.close()
 
 
 def with_pseudo(config, teacher_config: Path, cache: Path, count: int):

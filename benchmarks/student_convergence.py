@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from common import LEGO, machine_description, require_lego
-from timed_training import Budget, setup_pipeline, test_views, train_timed
+from timed_training import Budget, fill_cache, setup_pipeline, test_views, train_timed
 
 import mobiler2l_ns  # noqa: F401  (safe globals for nerfstudio checkpoints)
 from mobiler2l_ns.distill.teacher import TeacherRun
@@ -173,17 +173,6 @@ def train_student(name: str, config: TrainerConfig, budget: Budget, views, metri
     return curve
 
 
-def fill_cache(config: TrainerConfig) -> None:
-    """Render the shared pseudo-view cache (untimed) by starting and draining a datamanager's producer."""
-    pipeline = config.pipeline.setup(device=config.machine.device_type, test_mode="val", world_size=1, local_rank=0)
-    datamanager = pipeline.datamanager
-    datamanager.config.pseudo_progress = True
-    datamanager.start_pseudo()
-    if datamanager.producer is not None:
-        datamanager.producer.thread.join()
-    datamanager.close()
-
-
 def plot(curves: List[Curve], teacher_psnr: float, path: Path) -> None:
     import matplotlib
 
@@ -217,7 +206,7 @@ def main(args: Args) -> None:
         cache = run.config_path.parent / f"pseudo-convergence-{args.pseudo_count}{patch}"
         if args.real_share < 1.0:
             CONSOLE.print(f"[bold]Pseudo-view cache {cache} ({args.pseudo_count} views)")
-            fill_cache(student_config(args.students[0], args, cache))
+            fill_cache(student_config(args.students[0], args, cache), progress=True)
         teacher = run.load("cuda" if torch.cuda.is_available() else "cpu")
         with torch.no_grad():
             teacher_scores = evaluate(lambda c: teacher.render(c.to(teacher.device)), views, metrics)

@@ -197,3 +197,14 @@ def test_views(data: Path, count: int):
         rgb = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:]) if rgba.shape[-1] == 4 else rgba[..., :3]
         views.append((outputs.cameras[i : i + 1], torch.from_numpy(rgb)))
     return views
+
+
+def fill_cache(config: TrainerConfig, progress: bool = False) -> None:
+    """Render the pseudo-view cache of ``config``'s datamanager (untimed): start its producer and wait
+    until it has rendered (a rendering error is raised)."""
+    datamanager = setup_pipeline(config, config.machine.device_type).datamanager
+    datamanager.config.pseudo_progress = progress
+    datamanager.start_pseudo()
+    if datamanager.producer is not None:
+        datamanager.producer.wait_rendered()
+    datamanager.close()
