@@ -21,6 +21,7 @@ import tyro
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from mobiler2l_ns.chain import PRESETS, Chain, StageError
+from mobiler2l_ns.utils.errors import InputError
 
 PresetName = Literal["auto", "cpu-toy", "cpu", "gpu"]
 
@@ -43,20 +44,34 @@ class Run:
     """Override the preset's student steps."""
     until: Optional[str] = None
     """Stop after this stage (process, teacher, teacher-eval, student, student-eval, export, preview)."""
+    regenerate_corrupt: bool = False
+    """Re-render pseudo-view cache shards found truncated or corrupt (a killed disk write) instead of stopping."""
     plan: bool = False
     """Only print what each stage would do (skip, resume, train, retrain, run) and why; run nothing."""
 
     def main(self) -> None:
         name = self.preset if self.preset != "auto" else ("gpu" if torch.cuda.is_available() else "cpu")
+        for flag, value in (("--teacher-steps", self.teacher_steps), ("--student-steps", self.student_steps)):
+            if value is not None and value < 1:
+                raise InputError(f"{flag} {value}: expected a positive number of steps")
         preset = PRESETS[name].with_steps(self.teacher_steps, self.student_steps)
-        chain = Chain(self.data, self.out, self.name or self.data.stem, preset)
+        if preset.student_steps <= preset.finetune_steps and preset.real_share < 1.0:
+            raise InputError(
+                f"--student-steps {preset.student_steps}: not more than preset {name}'s {preset.finetune_steps} "
+                "real-only fine-tune steps, so the student would never see a teacher view (no distillation); "
+                f"use more than {preset.finetune_steps}"
+            )
+        chain = Chain(self.data, self.out, self.name or self.data.stem, preset, self.regenerate_corrupt)
         if self.plan:
             for stage, decision in chain.plan(self.until).items():
                 CONSOLE.print(f"{stage}: {decision.action} ({decision.reason})")
             return
         CONSOLE.print(f"[bold]mobiler2l run[/bold] {chain.data} ({chain.kind}) -> {chain.root}, preset {name}")
         chain.run(self.until)
-        CONSOLE.print(f"[bold green]done[/bold green]: {chain.record_path}, {chain.export_dir}, {chain.renders}")
+        if self.until in (None, "preview"):
+            CONSOLE.print(f"[bold green]done[/bold green]: {chain.record_path}, {chain.export_dir}, {chain.renders}")
+        else:  # name only what the stages up to --until made
+            CONSOLE.print(f"[bold green]done up to {self.until}[/bold green]: {chain.record_path}")
 
 
 @dataclass

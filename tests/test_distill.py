@@ -342,8 +342,53 @@ def test_corrupt_shards_are_named_and_regenerated_with_the_flag(
     assert "\n" not in message and message.startswith("mobiler2l: pseudo cache")
     assert shard_name(2) in message and shard_name(5) in message and "--regenerate-corrupt" in message
 
+    with pytest.raises(InputError) as refused:  # the student's datamanager names the chain's flag too
+        pseudo_datamanager(teacher_run_fast.scene, teacher_run_fast.config, cache).next_train(0)
+    assert "--pipeline.datamanager.pseudo-regenerate-corrupt True (mobiler2l run: --regenerate-corrupt)" in str(
+        refused.value
+    )
+
     assert cli.main(generate_args(teacher_run_fast.config, cache, "--regenerate-corrupt")) == 0
     assert cache_bytes(cache) == cache_bytes(reference_cache)
+
+
+def limit_file_size() -> None:
+    """In a child: files may not grow past 6 kB (a full disk's stand-in), reported as EFBIG, not a signal."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (6_000, resource.RLIM_INFINITY))
+
+
+def test_cache_write_failures_are_one_line_and_leave_nothing(
+    teacher_run_fast: FastTeacher, reference_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    env = offline_env(tmp_path / "torch-home")
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run(
+        [sys.executable, str(OFFLINE_RUNNER), "mobiler2l-pseudo", *generate_args(teacher_run_fast.config, cache)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, preexec_fn=limit_file_size, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr
+    assert last.startswith(f"mobiler2l: pseudo cache {cache}: cannot write shard-") and "File too large" in last
+    assert not list(cache.glob("*.tmp-*"))  # no half-written shard
+
+    # a read-only cache folder (a share) with views still to render: named before the teacher renders
+    shutil.copytree(reference_cache, tmp_path / "shared")
+    (tmp_path / "shared" / shard_name(3)).unlink()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: False if Path(path) == tmp_path / "shared" else real_access(path, mode)
+    )
+    with pytest.raises(
+        InputError, match=r"shared: not writable, and 1 shard\(s\) are to be rendered; choose a writable"
+    ):
+        cli.main(generate_args(teacher_run_fast.config, tmp_path / "shared"))
+    (tmp_path / "shared" / shard_name(3)).write_bytes((reference_cache / shard_name(3)).read_bytes())
+    assert cli.main(generate_args(teacher_run_fast.config, tmp_path / "shared")) == 0  # complete: read-only is fine
 
 
 def test_cache_of_another_teacher_or_pose_config_is_refused(
@@ -423,6 +468,17 @@ def test_real_share_and_finetune_phase(teacher_run_fast: FastTeacher, reference_
         TrainingCallbackAttributes(optimizers=None, grad_scaler=None, pipeline=None, trainer=trainer)
     )  # type: ignore[arg-type]
     assert dm.finetune_start == 90
+    dm.config.finetune_steps = 100  # the whole run real-only: the student would never see the teacher
+    with pytest.raises(
+        InputError, match=r"finetune-steps 100: not fewer than the run's 100 steps .* never see a teacher view"
+    ):
+        dm.get_training_callbacks(
+            TrainingCallbackAttributes(optimizers=None, grad_scaler=None, pipeline=None, trainer=trainer)
+        )  # type: ignore[arg-type]
+    dm.config.finetune_steps = 10
+    dm.get_training_callbacks(
+        TrainingCallbackAttributes(optimizers=None, grad_scaler=None, pipeline=None, trainer=trainer)
+    )  # type: ignore[arg-type]
     for step in range(90, 100):
         _, data = dm.next_train(step)
         assert (data["pseudo_idx"] == -1).all() and (data["image_idx"] >= 0).all()

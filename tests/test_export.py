@@ -388,6 +388,30 @@ def test_unwritable_output_dir_leaves_nothing(run_360, tmp_path: Path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing", "file"]  # no staging dir left
 
 
+def test_write_failure_and_truncated_graph_are_one_line(run_360, tmp_path: Path) -> None:
+    import resource
+    import signal
+
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a fatal signal
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))  # a full disk's stand-in: no file over 20 kB
+    try:
+        with pytest.raises(InputError, match=r"--output-dir .*full: cannot write the export \(File too large\)"):
+            export_mobiler2l_onnx(run_360.config, tmp_path / "full", verbose=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert list(tmp_path.iterdir()) == []  # no staging folder, no partial export
+
+    out = tmp_path / "export"
+    export_mobiler2l_onnx(run_360.config, out, verbose=False)
+    model = out / "model.onnx"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 3])
+    with pytest.raises(InputError, match=r"model\.onnx: onnxruntime cannot load it \(.*\); export it again") as err:
+        OnnxLightField(out)
+    assert "\n" not in str(err.value)
+
+
 # --------------------------------------------------------------------------- ns-export hook
 
 

@@ -166,7 +166,7 @@ def load_capture(data: Path) -> Tuple[object, List[Path], Path]:
         raise InputError(f"{data}: no such file or folder")
     blender = data.is_dir() and (data / "transforms_train.json").is_file() and not (data / "transforms.json").is_file()
     try:
-        check_dataset(data, "blender" if blender else "nerfstudio")
+        check_dataset(data, "blender" if blender else "nerfstudio", frames=False)  # bad frames: findings
     except InputError as err:  # its messages name the --data flag of ns-train; here DATA is positional
         raise InputError(err.message.removeprefix("--data ")) from None
     if blender:

@@ -25,10 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from mobiler2l_ns.utils.data_checks import PHOTO_SUFFIXES, list_photos
 from mobiler2l_ns.utils.errors import BadInputArgumentParser, InputError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".cr2")
-"""Image files ``ns-process-data images`` takes (case-insensitive)."""
 
 MATCHING_METHODS = ("exhaustive", "sequential", "vocab_tree")
 
@@ -39,11 +37,6 @@ MIN_REGISTERED_FRACTION = 0.5
 
 LOG_NAME = "ns-process-data.log"
 INSTALL_HINT = "run `apt-get install colmap ffmpeg` (as root; scripts/install.sh does it)"
-
-
-def list_images(folder: Path) -> List[Path]:
-    """Image files under ``folder`` (recursively, hidden names skipped), as ``ns-process-data`` lists them."""
-    return sorted(p for p in folder.glob("**/[!.]*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
 def check_tools() -> None:
@@ -163,11 +156,11 @@ def _process_once(
         print(f"mobiler2l: ns-process-data {kind} {src} (COLMAP, {matching} matching) -> {dst}", flush=True)
         status = run_logged(cmd, log_path)
         if not (partial / "colmap" / "database.db").is_file():  # failed before COLMAP (its errors may exit 0)
-            if kind == "video" and not list_images(partial / "images"):
+            if kind == "video" and not list_photos(partial / "images"):
                 raise InputError(f"{src}: ffmpeg extracted no frames ({last_error_line(log_path)})")
             raise InputError(f"{src}: ns-process-data failed (exit status {status}): {last_error_line(log_path)}")
         if kind == "video":
-            num_inputs = len(list_images(partial / "images"))
+            num_inputs = len(list_photos(partial / "images"))
         registered = registered_frames(partial)
         needed = minimum_registered(num_inputs)
         if registered < needed:
@@ -220,9 +213,9 @@ def process_capture(
     kind = "images" if src.is_dir() else "video"
     num_inputs = 0
     if kind == "images":
-        num_inputs = len(list_images(src))
+        num_inputs = len(list_photos(src))
         if num_inputs == 0:
-            raise InputError(f"{src}: no images found (expected files ending in {', '.join(IMAGE_EXTENSIONS)})")
+            raise InputError(f"{src}: no images found (expected files ending in {', '.join(PHOTO_SUFFIXES)})")
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise InputError(f"{dst}: already exists; remove it or choose another output folder")
     check_tools()

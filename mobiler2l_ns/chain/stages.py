@@ -35,7 +35,8 @@ from typing import Dict, List, Literal, Optional, Sequence, Tuple
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from mobiler2l_ns.chain.presets import ChainPreset
-from mobiler2l_ns.utils.data_checks import IMAGE_SUFFIXES
+from mobiler2l_ns.utils.checkpoints import set_aside_unusable, usable_checkpoints
+from mobiler2l_ns.utils.data_checks import list_photos
 from mobiler2l_ns.utils.errors import InputError
 
 DataKind = Literal["blender", "nerfstudio", "images", "video"]
@@ -60,7 +61,7 @@ def data_kind(data: Path) -> DataKind:
         return "blender"
     if (data / "transforms.json").is_file():
         return "nerfstudio"
-    if any(p.suffix in IMAGE_SUFFIXES for p in data.iterdir() if p.is_file()):
+    if list_photos(data):
         return "images"
     raise InputError(
         f"DATA {data}: expected a Blender scene (transforms_train.json), an ns-process-data folder "
@@ -80,9 +81,8 @@ def tool(name: str) -> str:
 
 
 def latest_step(checkpoints: Path) -> Optional[int]:
-    """Step of the newest ``step-NNNNNNNNN.ckpt`` in ``checkpoints``, or None."""
-    steps = [int(p.stem.split("-")[1]) for p in checkpoints.glob("step-*.ckpt") if p.stem.split("-")[1].isdigit()]
-    return max(steps) if steps else None
+    """Step of the newest usable ``step-NNNNNNNNN.ckpt`` in ``checkpoints`` (not truncated), or None."""
+    return usable_checkpoints(checkpoints)[0]
 
 
 def newest_mtime(paths: Sequence[Path]) -> float:
@@ -122,6 +122,8 @@ SETTINGS_FILE = "chain-settings.json"
 """Beside a training run's config.yml: the method, data and flags it was trained with."""
 STEP_FLAGS = ("--optimizers.student.scheduler.max-steps", "--optimizers.grids.scheduler.max-steps")
 """Flags that follow the step count: a change of them resumes a run instead of retraining it."""
+REGENERATE_FLAG = "--pipeline.datamanager.pseudo-regenerate-corrupt"
+"""The student's flag behind ``mobiler2l run --regenerate-corrupt`` (not a setting: it never retrains)."""
 DEPENDS: Dict[str, Tuple[str, ...]] = {
     "process": (),
     "teacher": ("process",),
@@ -132,6 +134,24 @@ DEPENDS: Dict[str, Tuple[str, ...]] = {
     "preview": ("export", "teacher-eval", "student-eval"),
 }
 """The stages whose outputs each stage reads."""
+
+
+ONE_LINE_PREFIX = "mobiler2l: "
+"""How this project's tools start a one-line bad-input message (:class:`~mobiler2l_ns.utils.errors.InputError`)."""
+
+
+def run_showing_stderr(args: Sequence[str]) -> Tuple[int, Optional[str]]:
+    """Run ``args`` with stdout as is and stderr passed through line by line; returns the exit code and
+    the last one-line bad-input message (``mobiler2l: ...``) the tool printed, if any."""
+    cause: Optional[str] = None
+    with subprocess.Popen(list(args), stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            if line.startswith(ONE_LINE_PREFIX):
+                cause = line.strip()[len(ONE_LINE_PREFIX) :]
+        returncode = proc.wait()
+    return returncode, cause
 
 
 def flag_values(args: Sequence[str], ignore: Sequence[str] = ()) -> Dict[str, str]:
@@ -208,6 +228,8 @@ class Chain:
     out: Path
     name: str
     preset: ChainPreset
+    regenerate_corrupt: bool = False
+    """Let the student re-render corrupt pseudo-cache shards (``--regenerate-corrupt``) instead of stopping."""
     records: Dict[str, StageRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -352,13 +374,17 @@ class Chain:
         )
 
     def command(self, stage: str, args: List[str]) -> None:
-        """Run ``args`` (output shown as it comes); StageError naming the stage when it fails."""
+        """Run ``args`` (output shown as it comes); StageError naming the stage when it fails: the tool's
+        own one-line message when it gave one (bad input: rerunning cannot help), else a resume hint."""
         CONSOLE.print(f"[dim]$ {' '.join(args)}")
-        result = subprocess.run(args, check=False)
-        if result.returncode != 0:
+        returncode, cause = run_showing_stderr(args)
+        if returncode != 0:
+            tool_name = f"`{Path(args[0]).name} {' '.join(args[1:3])} ...`"
+            if cause is not None:
+                raise StageError(f"stage {stage}: {cause} ({tool_name} exited with code {returncode})")
             raise StageError(
-                f"stage {stage}: `{Path(args[0]).name} {' '.join(args[1:3])} ...` exited with code "
-                f"{result.returncode} (see its output above); rerun the same command to resume"
+                f"stage {stage}: {tool_name} exited with code "
+                f"{returncode} (see its output above); rerun the same command to resume"
             )
 
     # ------------------------------------------------------------------ training
@@ -379,23 +405,63 @@ class Chain:
             "--optimizers.student.scheduler.max-steps": p.student_steps,
             "--optimizers.grids.scheduler.max-steps": p.student_steps,
         }
+        if self.regenerate_corrupt:
+            flags[REGENERATE_FLAG] = True
         extra = [str(v) for pair in flags.items() for v in pair] + list(p.student_args)
         return self.student_method, p.student_steps, extra, [self.teacher_config.parent / "nerfstudio_models"]
 
     def settings(self, method: str, extra: Sequence[str]) -> Dict[str, object]:
-        """What a training run is, apart from its length: recorded beside its config.yml."""
-        return {"method": method, "data": str(self.dataset), "flags": flag_values(extra, ignore=STEP_FLAGS)}
+        """What a training run is, apart from its length: recorded beside its config.yml. Paths inside
+        the run folder are recorded relative to it, so a moved runs folder resumes instead of retraining."""
+        flags = flag_values(extra, ignore=STEP_FLAGS + (REGENERATE_FLAG,))
+        return {
+            "method": method,
+            "data": self.relative(str(self.dataset)),
+            "flags": {flag: self.relative(value) for flag, value in flags.items()},
+        }
+
+    def recorded_settings(self, run_dir: Path) -> Optional[Dict[str, object]]:
+        """The settings recorded beside a run, with paths inside the run folder made relative (runs
+        recorded before paths were relative compare equal to today's)."""
+        old = read_settings(run_dir)
+        if old is None:
+            return None
+        flags = old.get("flags") if isinstance(old.get("flags"), dict) else {}
+        relative_flags = {k: self.relative(v) if isinstance(v, str) else v for k, v in flags.items()}
+        return {**old, "data": self.relative(str(old.get("data"))), "flags": relative_flags}
+
+    def relative(self, value: str) -> str:
+        """``value`` relative to the run folder when it is a path inside it, else unchanged."""
+        if not os.path.isabs(value):
+            return value
+        try:
+            return Path(value).relative_to(self.root).as_posix()
+        except ValueError:
+            return value
 
     def training_decision(self, method: str, steps: int, extra: Sequence[str], inputs: Sequence[Path]) -> Decision:
         """Skip a finished run, resume a shorter one, retrain one made from other inputs or settings."""
         config = self.run_config(method)
         checkpoints = config.parent / "nerfstudio_models"
-        latest = latest_step(checkpoints)
+        latest, unusable = usable_checkpoints(checkpoints)
+        if unusable:  # a save killed half-way (nerfstudio's own saves; SafeTrainer's are atomic)
+            path, reason = unusable[0]
+            note = f"{path.name} is unusable ({reason.split(' (')[0]}) and is moved aside when this stage runs; "
+            decision = self._training_decision(checkpoints, latest, steps, method, extra, inputs)
+            if latest is None:
+                return Decision("train", f"{note}no earlier checkpoint, so training starts again")
+            return Decision(decision.action, note + decision.reason)
+        return self._training_decision(checkpoints, latest, steps, method, extra, inputs)
+
+    def _training_decision(
+        self, checkpoints: Path, latest: Optional[int], steps: int, method: str, extra: Sequence[str], inputs
+    ) -> Decision:
+        config = self.run_config(method)
         if latest is None:
             return Decision("train", "no checkpoint yet")
         if not up_to_date([checkpoints], inputs):
             return Decision("retrain", f"inputs changed since {checkpoints} was written")
-        changed = changed_settings(read_settings(config.parent), self.settings(method, extra))
+        changed = changed_settings(self.recorded_settings(config.parent), self.settings(method, extra))
         if changed:
             return Decision("retrain", f"settings changed: {changed}")
         if latest >= steps - 1:
@@ -408,6 +474,7 @@ class Chain:
         config = self.run_config(method)
         checkpoints = config.parent / "nerfstudio_models"
         detail: Dict[str, object] = {"method": method, "steps": steps}
+        set_aside_unusable(checkpoints, stage)
         decision = self.training_decision(method, steps, extra, inputs)
         if decision.action == "skip":
             return StageRecord("skipped", 0.0, [str(config)], detail)
@@ -427,7 +494,15 @@ class Chain:
             detail["resumed_from"] = latest
         args += [*extra, self.dataparser, "--data", str(self.dataset)]
         write_json_atomic(config.parent / SETTINGS_FILE, self.settings(method, extra))
-        self.command(stage, args)
+        try:
+            self.command(stage, args)
+        finally:
+            if latest_step(checkpoints) is None:  # failed (or stopped) before its first checkpoint:
+                shutil.rmtree(config.parent, ignore_errors=True)  # no stub run folder with a config.yml
+                for parent in config.parent.parents:  # nor the empty folders above it
+                    if parent == self.root or not parent.is_dir() or any(parent.iterdir()):
+                        break
+                    parent.rmdir()
         return StageRecord("done", 0.0, [str(config)], detail)
 
     # ------------------------------------------------------------------ stages

@@ -52,6 +52,10 @@ VERSION = 1
 MANIFEST = "manifest.json"
 SHARD_PATTERN = re.compile(r"shard-(\d{5,})\.m2lp")
 TEMP_MARKER = ".tmp-"
+WRITABLE_HINT = (
+    "choose a writable cache folder (ns-train: --pipeline.datamanager.pseudo-cache DIR; "
+    "mobiler2l-pseudo generate: --cache DIR)"
+)
 DIGEST_BYTES = 32
 PNG_LEVEL = 6
 
@@ -206,11 +210,15 @@ def decode_shard(header: dict, payload: memoryview) -> ShardViews:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it to ``path``."""
     tmp = path.with_name(f"{path.name}{TEMP_MARKER}{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:  # disk full, file-size limit, read-only folder: nothing half-written stays
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"pseudo cache {path.parent}: cannot write {path.name} ({err.strerror or err})") from None
     try:  # make the rename itself durable
         fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -333,7 +341,12 @@ class PseudoCache:
                 raise InputError(f"pseudo cache {self.root}: no {MANIFEST}")
             if self.root.exists() and any(SHARD_PATTERN.fullmatch(p.name) for p in self.root.iterdir()):
                 raise InputError(f"pseudo cache {self.root}: shards but no {MANIFEST}; use an empty folder")
-            self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise InputError(
+                    f"pseudo cache {self.root}: cannot create it ({err.strerror or err}); {WRITABLE_HINT}"
+                ) from None
             text = json.dumps(self.spec.manifest(), indent=2, sort_keys=True) + "\n"
             write_atomic(path, text.encode())  # every rank writes the same bytes: a race is harmless
             return
@@ -351,6 +364,14 @@ class PseudoCache:
                     f"pseudo cache {self.root} was made with {key} {manifest[key]!r}, this run asks for "
                     f"{getattr(ours, key)!r}; use another cache folder"
                 )
+
+    def require_writable(self, shards_to_write: int) -> None:
+        """InputError when shards must be written (or removed) but the cache folder is read-only."""
+        if shards_to_write and not os.access(self.root, os.W_OK | os.X_OK):
+            raise InputError(
+                f"pseudo cache {self.root}: not writable, and {shards_to_write} shard(s) are to be rendered; "
+                + WRITABLE_HINT
+            )
 
     # ---------------------------------------------------------------- shards
 
@@ -405,7 +426,10 @@ class PseudoCache:
         removed = []
         for path in self.root.glob(f"shard-*.m2lp{TEMP_MARKER}*"):
             if path.name.split(TEMP_MARKER)[0] in names:
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:  # a read-only cache that needs nothing written: the leftover is harmless
+                    continue
                 removed.append(path)
         return removed
 

@@ -332,7 +332,14 @@ class PseudoDataManager(MobileR2LDataManager):
         callbacks = super().get_training_callbacks(training_callback_attributes)
         trainer = training_callback_attributes.trainer
         if self.config.finetune_steps > 0 and trainer is not None:
-            self.finetune_start = run_steps(trainer).stop - self.config.finetune_steps
+            steps = run_steps(trainer)
+            self.finetune_start = steps.stop - self.config.finetune_steps
+            if self.config.teacher_config is not None and self.real_share < 1 and self.finetune_start <= 0:
+                raise InputError(
+                    f"{FLAG}finetune-steps {self.config.finetune_steps}: not fewer than the run's "
+                    f"{steps.stop} steps (--max-num-iterations), so the student would never see a teacher view "
+                    "(no distillation); lower it or train longer"
+                )
         return callbacks
 
     def next_view(self, step: int) -> Tuple[Cameras, Dict]:
@@ -412,7 +419,12 @@ class PseudoDataManager(MobileR2LDataManager):
         cache, run, rig, poses = self.open_cache()
         rank, world = self.rank_and_world()
         own = owned_shards(cache.spec.num_shards, rank, world)
-        plan = plan_shards(cache, own, cfg.pseudo_regenerate_corrupt, flag=f"{FLAG}pseudo-regenerate-corrupt")
+        plan = plan_shards(
+            cache,
+            own,
+            cfg.pseudo_regenerate_corrupt,
+            flag=f"{FLAG}pseudo-regenerate-corrupt True (mobiler2l run: --regenerate-corrupt)",
+        )
         c2w, intrinsics = sample_poses(rig, poses)
         self.pseudo_cameras = (c2w, intrinsics)
         pool = PseudoViewPool(cache, cfg.pseudo_memory_gb * 1e9, seed=cfg.pseudo_seed * 1000 + rank)

@@ -53,7 +53,6 @@ def plan_shards(
 
     Leftover temporary files of these shards (a killed writer's) are deleted.
     """
-    cache.remove_temporaries(shards)
     plan = ShardPlan()
     for index, error in cache.check(shards).items():
         if error is None:
@@ -64,6 +63,8 @@ def plan_shards(
             plan.unusable[index] = error
     if plan.unusable and not regenerate_corrupt:
         raise InputError(shard_problems_message(cache.root, plan.unusable, flag))
+    cache.require_writable(len(plan.missing) + len(plan.unusable))
+    cache.remove_temporaries(shards)
     for index in plan.unusable:
         cache.remove(index)
     return plan

@@ -26,9 +26,8 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import Pipeline
 
 import mobiler2l_ns  # noqa: F401  (torch>=2.6: nerfstudio checkpoints load with weights_only)
+from mobiler2l_ns.utils.checkpoints import checkpoint_problem, checkpoint_steps
 from mobiler2l_ns.utils.errors import InputError
-
-CHECKPOINT_GLOB = "step-*.ckpt"
 
 
 def read_run_config(config_path: Path) -> TrainerConfig:
@@ -44,6 +43,12 @@ def read_run_config(config_path: Path) -> TrainerConfig:
     return config
 
 
+def is_student_run(config: TrainerConfig) -> bool:
+    """Whether a run config trains a MobileR2L student (a light field: it cannot teach another student)."""
+    model = getattr(config.pipeline, "model", None)
+    return type(model).__module__.startswith("mobiler2l_ns.student")
+
+
 def checkpoint_dir(config_path: Path, config: TrainerConfig) -> Path:
     """The run's checkpoint folder, next to its config.yml."""
     return config_path.parent / config.relative_model_dir
@@ -52,12 +57,7 @@ def checkpoint_dir(config_path: Path, config: TrainerConfig) -> Path:
 def pick_checkpoint(config_path: Path, config: TrainerConfig) -> Tuple[Path, int]:
     """The checkpoint ``eval_setup`` loads: ``load_step`` if set, else the latest step."""
     folder = checkpoint_dir(config_path, config)
-    steps = []
-    for path in folder.glob(CHECKPOINT_GLOB):
-        try:
-            steps.append(int(path.name[len("step-") : -len(".ckpt")]))
-        except ValueError:
-            continue
+    steps = checkpoint_steps(folder)
     if config.load_step is not None:
         step = int(config.load_step)
     elif steps:
@@ -67,6 +67,13 @@ def pick_checkpoint(config_path: Path, config: TrainerConfig) -> Tuple[Path, int
     path = folder / f"step-{step:09d}.ckpt"
     if not path.is_file():
         raise InputError(f"teacher config {config_path}: checkpoint {path} not found")
+    problem = checkpoint_problem(path)
+    if problem is not None:  # nerfstudio would load it (the latest) and fail with a zip traceback
+        raise InputError(
+            f"teacher checkpoint {path}: unusable ({problem.split(' (')[0]}; a save killed half-way?): "
+            f"rerun the teacher's training to resume from an earlier one (mobiler2l run moves it aside), "
+            "or delete it"
+        )
     return path, step
 
 
@@ -130,6 +137,11 @@ class TeacherRun:
         """Locate the run's checkpoint and hash it (cheap: the model is not built)."""
         path = Path(config_path).expanduser().resolve()
         config = read_run_config(path)
+        if is_student_run(config):
+            raise InputError(
+                f"teacher config {config_path}: a MobileR2L student run ({config.method_name}), not a teacher; "
+                "pass the config.yml of a teacher run (ns-train mobiler2l-teacher, or another NeRF)"
+            )
         checkpoint, step = pick_checkpoint(path, config)
         return cls(path, checkpoint, step, file_sha256(checkpoint)[:16])
 

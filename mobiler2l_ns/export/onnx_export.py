@@ -135,6 +135,9 @@ def export_mobiler2l_onnx(
         camera = run.camera.resized(height, width)
         result = write_export(run, camera, staging.path, target=target, fp16=fp16, verbose=verbose)
         files = staging.commit()
+    except OSError as err:  # disk full, file-size or quota limits: nothing is left behind
+        staging.abort()
+        raise InputError(f"--output-dir {output_dir}: cannot write the export ({err.strerror or err})") from None
     except BaseException:
         staging.abort()
         raise

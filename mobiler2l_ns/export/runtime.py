@@ -48,7 +48,23 @@ def as_pose(c2w: PoseLike) -> np.ndarray:
         raise InputError(f"a camera pose must be a 3x4 or 4x4 camera-to-world matrix, got shape {pose.shape}")
     if not np.isfinite(pose).all():
         raise InputError("the camera pose contains NaN or infinite values")
+    check_rotation(pose[:3, :3])
     return pose[:3, :4].copy()
+
+
+ROTATION_TOLERANCE = 1e-3
+"""Largest ``|R^T R - I|`` entry accepted in a camera pose (rounded JSON matrices stay far below it)."""
+
+
+def check_rotation(rotation: np.ndarray) -> None:
+    """InputError unless ``rotation`` (3x3) is a rotation: orthonormal columns, determinant +1."""
+    error = float(np.abs(rotation.T @ rotation - np.eye(3)).max())
+    det = float(np.linalg.det(rotation))
+    if error > ROTATION_TOLERANCE or det < 0:
+        raise InputError(
+            f"the camera pose's left 3x3 block is not a rotation (|R^T R - I| = {error:.3g}, det {det:.3g}): "
+            "expected a camera-to-world matrix [R | t] with R orthonormal, det +1"
+        )
 
 
 def to_normalised(c2w: PoseLike, transform: PoseLike, scale: float) -> np.ndarray:
@@ -111,10 +127,16 @@ class OrtChain:
         if threads is not None:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
-        self.sessions = {
-            name: ort.InferenceSession(sources[name], sess_options=options, providers=["CPUExecutionProvider"])
-            for name in ("sampler", "embedder", "model")
-        }
+        self.sessions = {}
+        for name in ("sampler", "embedder", "model"):
+            try:
+                self.sessions[name] = ort.InferenceSession(
+                    sources[name], sess_options=options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as err:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidProtobuf types
+                where = sources[name] if isinstance(sources[name], str) else f"the {name} graph"
+                reason = (str(err).splitlines() or [""])[0][:200]
+                raise InputError(f"{where}: onnxruntime cannot load it ({reason}); export it again") from None
 
     @classmethod
     def from_protos(cls, protos: Dict[str, Any], threads: Optional[int] = None) -> "OrtChain":
@@ -253,6 +275,8 @@ def read_pose_file(path: Path) -> np.ndarray:
         return as_pose(data)
     except (TypeError, ValueError):
         raise InputError(f"--pose-file {path}: expected a 3x4 or 4x4 matrix of numbers") from None
+    except InputError as err:
+        raise InputError(f"--pose-file {path}: {err.message}") from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -270,7 +294,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.pose is not None:
         if len(args.pose) not in (12, 16):
             raise InputError(f"--pose takes 12 (3x4) or 16 (4x4) numbers, got {len(args.pose)}")
-        base = as_pose(args.pose)
+        try:
+            base = as_pose(args.pose)
+        except InputError as err:
+            raise InputError(f"--pose: {err.message}") from None
     elif args.pose_file is not None:
         base = read_pose_file(args.pose_file)
     if args.original_coords and base is None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Type
+from typing import Optional, Type
 
 import torch
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
@@ -39,6 +39,7 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from mobiler2l_ns.distill.datamanager import PseudoDataManagerConfig
 from mobiler2l_ns.student.model import MobileR2LModelConfig
+from mobiler2l_ns.utils.checkpoints import SafeTrainer
 
 
 @dataclass
@@ -48,6 +49,17 @@ class AdamWOptimizerConfig(OptimizerConfig):
     _target: Type = torch.optim.AdamW
     weight_decay: float = 0.01
     """Decoupled weight decay."""
+    fused: Optional[bool] = True
+    """torch's fused kernel (CPU and CUDA; None: torch's default, a per-tensor loop on CPU): one kernel
+    per parameter group instead of ~10 small ops per tensor per step."""
+
+
+@dataclass
+class FusedAdamOptimizerConfig(AdamOptimizerConfig):
+    """nerfstudio's Adam with torch's fused kernel (see :class:`AdamWOptimizerConfig`)."""
+
+    fused: Optional[bool] = True
+    """torch's fused kernel (None: torch's default)."""
 
 
 def default_machine() -> MachineConfig:
@@ -59,6 +71,7 @@ PAPER_STEPS = 600_000
 """Training steps of the paper's Blender runs (snap-research/MobileR2L, script/benchmarking_nerf.sh)."""
 
 mobiler2l_config = TrainerConfig(
+    _target=SafeTrainer,  # atomic checkpoint writes, a checkpoint on Ctrl-C
     method_name="mobiler2l",
     steps_per_eval_image=1000,
     steps_per_eval_batch=0,
@@ -103,7 +116,7 @@ def grids_optimizer(max_steps: int, lr: float = 8e-2, final: float = 0.05) -> di
     """Adam for a learned embedder's grids: a high rate (measured: 0.08 beat 0.01-0.04 and 0.16 on
     lego-400, benchmarks/student_convergence.py), no weight decay, exponential decay to ``final`` x."""
     return {
-        "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15),
+        "optimizer": FusedAdamOptimizerConfig(lr=lr, eps=1e-15),
         "scheduler": ExponentialDecaySchedulerConfig(
             lr_pre_warmup=lr * 0.01, warmup_steps=min(100, max_steps // 50), lr_final=lr * final, max_steps=max_steps
         ),
@@ -121,6 +134,7 @@ def student_optimizer(max_steps: int, lr: float, final: float, warmup: int, weig
 
 
 mobiler2l_small_config = TrainerConfig(
+    _target=SafeTrainer,  # atomic checkpoint writes, a checkpoint on Ctrl-C
     method_name="mobiler2l-small",
     steps_per_eval_image=500,
     steps_per_eval_batch=0,

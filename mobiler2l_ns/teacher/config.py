@@ -19,6 +19,7 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from mobiler2l_ns.teacher.datamanager import TeacherDataManagerConfig
 from mobiler2l_ns.teacher.model import TeacherModelConfig
+from mobiler2l_ns.utils.checkpoints import SafeTrainer
 
 CUDA = torch.cuda.is_available()
 
@@ -34,6 +35,7 @@ def teacher_trainer(method_name: str, model: TeacherModelConfig, dataparser) -> 
         for key, value in CPU_MODEL_SETTINGS.items():
             setattr(model, key, value)
     return TrainerConfig(
+        _target=SafeTrainer,  # atomic checkpoint writes, a checkpoint on Ctrl-C
         method_name=method_name,
         steps_per_eval_batch=500,
         steps_per_eval_image=500,

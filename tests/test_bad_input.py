@@ -1,0 +1,240 @@
+"""Bad input and interrupted work end in one line, never a traceback or a poisoned run (issue 17's sweep).
+
+Fast cases only (no training): checkpoints a kill truncated, a student passed as a teacher, distillation
+switched off by step counts, camera poses that are not rotations, the chain's last line.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mobiler2l_ns.chain import PRESETS, Chain
+from mobiler2l_ns.chain.stages import run_showing_stderr
+from mobiler2l_ns.utils.checkpoints import (
+    CORRUPT_FOLDER,
+    SafeTrainer,
+    checkpoint_problem,
+    set_aside_unusable,
+    usable_checkpoints,
+)
+from mobiler2l_ns.utils.errors import InputError
+
+
+def save_checkpoint(folder: Path, step: int, truncate: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step-{step:09d}.ckpt"
+    torch.save({"step": step, "pipeline": {"w": torch.full((64, 64), float(step))}}, path)
+    if truncate:  # what a kill during nerfstudio's in-place torch.save leaves
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def test_truncated_checkpoint_is_found_and_set_aside(tmp_path: Path) -> None:
+    models = tmp_path / "run" / "nerfstudio_models"
+    save_checkpoint(models, 99)
+    newest = save_checkpoint(models, 199, truncate=True)
+    assert checkpoint_problem(models / "step-000000099.ckpt") is None
+    assert "truncated" in checkpoint_problem(newest)
+    step, bad = usable_checkpoints(models)
+    assert step == 99 and [p for p, _ in bad] == [newest]
+    assert set_aside_unusable(models, "teacher") == 99
+    assert sorted(p.name for p in models.iterdir()) == ["step-000000099.ckpt"]  # nerfstudio lists every file
+    assert (tmp_path / "run" / CORRUPT_FOLDER / newest.name).is_file()
+    assert torch.load(models / "step-000000099.ckpt")["step"] == 99
+    (models / "step-000000099.ckpt").write_bytes(b"")
+    assert set_aside_unusable(models, "teacher") is None  # nothing usable left: training starts again
+    assert (tmp_path / "run" / CORRUPT_FOLDER / "step-000000099.ckpt").is_file()
+
+
+def fake_run(root: Path, method: str, steps: dict) -> Path:
+    """A chain run folder holding ``method``'s checkpoints (``{step: truncated}``) and no config."""
+    models = root / "outputs" / "scene" / method / "chain" / "nerfstudio_models"
+    for step, truncated in steps.items():
+        save_checkpoint(models, step, truncate=truncated)
+    return models
+
+
+def test_chain_plan_names_a_truncated_checkpoint(tiny_blender: Path, tmp_path: Path) -> None:
+    preset = PRESETS["cpu-toy"].with_steps(teacher=400)
+    models = fake_run(tmp_path / "scene", "mobiler2l-teacher", {99: False, 199: True})
+    chain = Chain(tiny_blender, tmp_path, "scene", preset)
+    decision = chain.plan("teacher")["teacher"]
+    assert decision.action == "resume"
+    assert decision.reason.startswith("step-000000199.ckpt is unusable (truncated")
+    assert "from step 99 (300 steps to go)" in decision.reason
+    (models / "step-000000099.ckpt").unlink()
+    decision = chain.plan("teacher")["teacher"]
+    assert decision.action == "train" and "training starts again" in decision.reason
+
+
+def test_truncated_teacher_checkpoint_is_one_line(tmp_path: Path) -> None:
+    from mobiler2l_ns.distill.teacher import TeacherRun
+    from mobiler2l_ns.teacher.config import teacher_method
+
+    config = copy.deepcopy(teacher_method.config)
+    run = tmp_path / "teacher"
+    run.mkdir()
+    (run / "config.yml").write_text(yaml.dump(config))
+    save_checkpoint(run / "nerfstudio_models", 299, truncate=True)
+    with pytest.raises(InputError, match=r"teacher checkpoint .*step-000000299\.ckpt: unusable \(truncated") as err:
+        TeacherRun.from_config(run / "config.yml")
+    assert "\n" not in str(err.value)
+
+
+def test_student_run_is_refused_as_a_teacher(tmp_path: Path) -> None:
+    from mobiler2l_ns.distill.teacher import TeacherRun
+    from mobiler2l_ns.student.config import mobiler2l_small_config
+
+    (tmp_path / "config.yml").write_text(yaml.dump(copy.deepcopy(mobiler2l_small_config)))
+    with pytest.raises(InputError, match=r"a MobileR2L student run \(mobiler2l-small\), not a teacher"):
+        TeacherRun.from_config(tmp_path / "config.yml")
+
+
+class FakeTrainer(SafeTrainer):
+    """What nerfstudio's save_checkpoint reads, without building a pipeline."""
+
+    def __init__(self, folder: Path) -> None:  # pylint: disable=super-init-not-called
+        self.checkpoint_dir = folder
+        self.config = SimpleNamespace(save_only_latest_checkpoint=True)
+        self.pipeline = torch.nn.Linear(2, 2)
+        self.optimizers = SimpleNamespace(optimizers={}, schedulers={})
+        self.grad_scaler = torch.amp.GradScaler("cpu", enabled=False)
+        self._start_step, self.step = 0, 0
+
+
+def test_safe_trainer_saves_atomically_and_on_ctrl_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nerfstudio.engine.trainer import Trainer
+
+    folder = tmp_path / "nerfstudio_models"
+    trainer = FakeTrainer(folder)
+    trainer.save_checkpoint(10)
+    trainer.save_checkpoint(20)
+    assert sorted(p.name for p in folder.iterdir()) == ["step-000000020.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nerfstudio_models"]  # no staging folder left
+
+    def killed_during_save(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", killed_during_save)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.save_checkpoint(30)
+    assert sorted(p.name for p in folder.iterdir()) == ["step-000000020.ckpt"]  # the last good one stays
+    assert checkpoint_problem(folder / "step-000000020.ckpt") is None
+
+    def interrupted_training(self) -> None:
+        self.step = 57
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train", interrupted_training)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert sorted(p.name for p in folder.iterdir()) == ["step-000000057.ckpt"]
+    assert torch.load(folder / "step-000000057.ckpt", weights_only=False)["step"] == 57
+
+
+@pytest.mark.parametrize("steps", [50, 200])
+def test_chain_refuses_steps_without_distillation(tiny_blender: Path, tmp_path: Path, steps: int) -> None:
+    from mobiler2l_ns.cli import Run
+
+    run = Run(tiny_blender, preset="cpu-toy", out=tmp_path, student_steps=steps)
+    with pytest.raises(InputError, match=rf"--student-steps {steps}: not more than preset cpu-toy's 200 real-only"):
+        run.main()
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "pose, message",
+    [
+        ([0.0] * 12, r"--pose: the camera pose's left 3x3 block is not a rotation \(\|R\^T R - I\| = 1"),
+        ([2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 4], r"--pose: .*not a rotation \(\|R\^T R - I\| = 3, det 8\)"),
+        ([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, -1, 4], r"--pose: .*not a rotation .*det -1\)"),
+    ],
+    ids=["zeros", "scaled", "mirrored"],
+)
+def test_render_pose_must_be_a_rotation(tmp_path: Path, pose, message: str) -> None:
+    from mobiler2l_ns.export.runtime import main
+
+    args = [str(tmp_path), "--out", str(tmp_path / "view.png"), "--pose", *map(str, pose)]
+    with pytest.raises(InputError, match=message):
+        main(args)
+    assert not (tmp_path / "view.png").exists()
+
+
+def test_pose_rounding_is_accepted() -> None:
+    from mobiler2l_ns.export.runtime import as_pose
+
+    angle = 0.3
+    c, s = np.cos(angle), np.sin(angle)
+    rounded = np.round([[c, -s, 0, 1], [s, c, 0, 2], [0, 0, 1, 3]], 4)  # JSON poses with 4 decimals
+    np.testing.assert_array_equal(as_pose(rounded), rounded)
+
+
+def test_chain_last_line_is_the_tools_own_message(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    script = "import sys; print('working', file=sys.stderr); sys.exit('mobiler2l: --data x: no images found')"
+    code, cause = run_showing_stderr([sys.executable, "-c", script])
+    assert code == 1 and cause == "--data x: no images found"
+    assert "working" in capfd.readouterr().err  # passed through as it came
+    code, cause = run_showing_stderr([sys.executable, "-c", "raise RuntimeError('boom')"])
+    assert code == 1 and cause is None  # a crash: the chain keeps its resume hint
+
+
+def test_moved_runs_folder_keeps_its_settings(tiny_blender: Path, tmp_path: Path) -> None:
+    """Paths inside the run folder are recorded relative to it: moving runs/ resumes, not retrains."""
+    from mobiler2l_ns.chain.stages import changed_settings
+
+    preset = PRESETS["cpu-toy"]
+    before, after = (
+        Chain(tiny_blender, tmp_path / "a", "scene", preset),
+        Chain(tiny_blender, tmp_path / "b", "scene", preset),
+    )
+
+    def student_settings(chain: Chain) -> dict:
+        return chain.settings("mobiler2l-small", chain.training("student")[2])
+
+    recorded = student_settings(before)
+    assert recorded["flags"]["--pipeline.datamanager.teacher-config"] == (
+        "outputs/scene/mobiler2l-teacher/chain/config.yml"
+    )
+    assert recorded["data"] == str(tiny_blender)  # outside the run folder: absolute
+    assert changed_settings(recorded, student_settings(after)) == ""
+    regenerate = Chain(tiny_blender, tmp_path / "b", "scene", preset, regenerate_corrupt=True)
+    assert "--pipeline.datamanager.pseudo-regenerate-corrupt" in regenerate.training("student")[2]
+    assert changed_settings(recorded, student_settings(regenerate)) == ""  # a repair flag, not a setting
+    # a record written before paths were relative (absolute teacher path) compares equal too
+    from mobiler2l_ns.chain.stages import SETTINGS_FILE
+
+    legacy = dict(recorded, flags=dict(recorded["flags"]))
+    legacy["flags"]["--pipeline.datamanager.teacher-config"] = str(
+        before.root / "outputs/scene/mobiler2l-teacher/chain/config.yml"
+    )
+    (tmp_path / SETTINGS_FILE).write_text(json.dumps(legacy))
+    assert changed_settings(before.recorded_settings(tmp_path), student_settings(before)) == ""
+
+
+def test_failed_training_leaves_no_stub_run_folder(
+    tiny_blender: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mobiler2l_ns.chain import StageError
+
+    chain = Chain(tiny_blender, tmp_path, "scene", PRESETS["cpu-toy"])
+
+    def failing(stage: str, args) -> None:  # ns-train saves its config.yml, then stops on bad data
+        config = chain.run_config("mobiler2l-teacher")
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text("stub")
+        raise StageError(f"stage {stage}: bad data")
+
+    monkeypatch.setattr(chain, "command", failing)
+    with pytest.raises(StageError, match="stage teacher: bad data"):
+        chain.train("teacher")
+    assert not (tmp_path / "scene" / "outputs").exists()
