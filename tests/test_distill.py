@@ -352,23 +352,30 @@ def test_corrupt_shards_are_named_and_regenerated_with_the_flag(
     assert cache_bytes(cache) == cache_bytes(reference_cache)
 
 
-def limit_file_size() -> None:
-    """In a child: files may not grow past 6 kB (a full disk's stand-in), reported as EFBIG, not a signal."""
-    import resource
+def file_size_limit(limit: int):
+    """A child's preexec: files may not grow past ``limit`` bytes (a full disk's stand-in), reported as
+    EFBIG, not a signal."""
 
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (6_000, resource.RLIM_INFINITY))
+    def preexec() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    return preexec
 
 
 def test_cache_write_failures_are_one_line_and_leave_nothing(
     teacher_run_fast: FastTeacher, reference_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = tmp_path / "cache"
+    limit = min((reference_cache / shard_name(k)).stat().st_size for k in range(COUNT // SHARD)) - 1
+    assert (reference_cache / MANIFEST).stat().st_size < limit  # the manifest fits: a shard write fails
     env = offline_env(tmp_path / "torch-home")
     env["OMP_NUM_THREADS"] = "1"
     proc = subprocess.run(
         [sys.executable, str(OFFLINE_RUNNER), "mobiler2l-pseudo", *generate_args(teacher_run_fast.config, cache)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, preexec_fn=limit_file_size, timeout=600,
+        cwd=tmp_path, env=env, capture_output=True, text=True, preexec_fn=file_size_limit(limit), timeout=600,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
