@@ -35,7 +35,7 @@ from typing import Dict, List, Literal, Optional, Sequence, Tuple
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from mobiler2l_ns.chain.presets import ChainPreset
-from mobiler2l_ns.utils.checkpoints import set_aside_unusable, usable_checkpoints
+from mobiler2l_ns.utils.checkpoints import checkpoint_steps, set_aside_unusable, usable_checkpoints
 from mobiler2l_ns.utils.data_checks import list_photos
 from mobiler2l_ns.utils.errors import InputError
 
@@ -444,14 +444,15 @@ class Chain:
         config = self.run_config(method)
         checkpoints = config.parent / "nerfstudio_models"
         latest, unusable = usable_checkpoints(checkpoints)
-        if unusable:  # a save killed half-way (nerfstudio's own saves; SafeTrainer's are atomic)
-            path, reason = unusable[0]
-            note = f"{path.name} is unusable ({reason.split(' (')[0]}) and is moved aside when this stage runs; "
-            decision = self._training_decision(checkpoints, latest, steps, method, extra, inputs)
-            if latest is None:
-                return Decision("train", f"{note}no earlier checkpoint, so training starts again")
-            return Decision(decision.action, note + decision.reason)
-        return self._training_decision(checkpoints, latest, steps, method, extra, inputs)
+        decision = self._training_decision(checkpoints, latest, steps, method, extra, inputs)
+        if not unusable:
+            return decision
+        # a save killed half-way (nerfstudio's own saves; SafeTrainer's are atomic)
+        path, reason = unusable[0]
+        note = f"{path.name} is unusable ({reason.split(' (')[0]}) and is moved aside when this stage runs; "
+        if latest is None:
+            return Decision("train", f"{note}no earlier checkpoint, so training starts again")
+        return Decision(decision.action, note + decision.reason)
 
     def _training_decision(
         self, checkpoints: Path, latest: Optional[int], steps: int, method: str, extra: Sequence[str], inputs
@@ -474,14 +475,14 @@ class Chain:
         config = self.run_config(method)
         checkpoints = config.parent / "nerfstudio_models"
         detail: Dict[str, object] = {"method": method, "steps": steps}
-        set_aside_unusable(checkpoints, stage)
+        usable = set_aside_unusable(checkpoints, stage)
         decision = self.training_decision(method, steps, extra, inputs)
         if decision.action == "skip":
             return StageRecord("skipped", 0.0, [str(config)], detail)
         if decision.action == "retrain":
             CONSOLE.print(f"{stage}: {decision.reason}: training again")
             shutil.rmtree(checkpoints)
-        latest = latest_step(checkpoints) if decision.action == "resume" else None
+        latest = usable if decision.action == "resume" else None
         remaining = steps if latest is None else steps - 1 - latest
         save_every = max(100, steps // 10)
         args = [tool("ns-train"), method, "--output-dir", str(self.root / "outputs"), "--experiment-name", self.name]
@@ -497,7 +498,7 @@ class Chain:
         try:
             self.command(stage, args)
         finally:
-            if latest_step(checkpoints) is None:  # failed (or stopped) before its first checkpoint:
+            if not checkpoint_steps(checkpoints):  # failed (or stopped) before its first checkpoint:
                 shutil.rmtree(config.parent, ignore_errors=True)  # no stub run folder with a config.yml
                 for parent in config.parent.parents:  # nor the empty folders above it
                     if parent == self.root or not parent.is_dir() or any(parent.iterdir()):

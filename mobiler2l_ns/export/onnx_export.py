@@ -59,6 +59,7 @@ from mobiler2l_ns.export.graphs import (
 )
 from mobiler2l_ns.student.embedders import embedder_flops, embedder_parameters
 from mobiler2l_ns.student.network import count_parameters, frame_flops
+from mobiler2l_ns.utils.checkpoints import checkpoint_steps
 from mobiler2l_ns.utils.errors import InputError
 
 Target = Literal["standard", "snap"]
@@ -246,9 +247,9 @@ def find_checkpoint(config, config_path: Path) -> Path:
         candidates.append(Path(config.load_dir))
     candidates.append(config.get_checkpoint_dir())
     for directory in candidates:
-        checkpoints = sorted(directory.glob("step-*.ckpt")) if directory.is_dir() else []
+        checkpoints = checkpoint_steps(directory)
         if checkpoints:
-            return max(checkpoints, key=lambda p: int(p.stem.split("-")[-1]))
+            return checkpoints[max(checkpoints)]
     raise InputError(f"{config_path}: no checkpoint (step-*.ckpt) in {candidates[0]}; train the run first")
 
 
