@@ -6,7 +6,10 @@ import os
 import platform
 from pathlib import Path
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 LEGO = REPO.parent / "shared" / "data" / "blender-lego-400"
@@ -30,3 +33,10 @@ def require_lego(path: Path) -> Path:
     if not (path / "transforms_train.json").is_file():
         raise SystemExit(f"--data {path}: lego-400 not found (expected ../shared/data/blender-lego-400)")
     return path
+
+
+def read_on_white(path: Path) -> NDArray[np.float32]:
+    """An image file as float32 ``[H, W, 3]`` in [0, 1], RGBA composited on white (Blender ground truth)."""
+    with Image.open(path) as image:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+    return rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])

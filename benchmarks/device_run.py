@@ -49,6 +49,7 @@ from common import LEGO  # noqa: E402
 from timed_training import Budget, fill_cache, save_run, setup_pipeline, test_views, train_timed  # noqa: E402
 
 import mobiler2l_ns  # noqa: E402,F401  (safe globals for nerfstudio checkpoints)
+from mobiler2l_ns.utils.io import write_text_atomic  # noqa: E402
 
 TARGET_DB = 25.0
 
@@ -138,9 +139,7 @@ class Report:
     def write(self) -> None:
         for name, text in (("device-report.json", json.dumps(self.data, indent=2, default=str) + "\n"),
                            ("device-report.md", markdown(self.data))):  # fmt: skip
-            tmp = self.out / f".{name}.tmp"
-            tmp.write_text(text)
-            os.replace(tmp, self.out / name)
+            write_text_atomic(self.out / name, text)
 
 
 def markdown(data: Dict[str, Any]) -> str:
@@ -208,7 +207,7 @@ def student_trainer(name: str, data: Path, device: str):
     """Trainer config of student ``name`` on ``data``."""
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 
-    from mobiler2l_ns.student.config import STUDENT_RECIPES, mobiler2l_config
+    from mobiler2l_ns.methods.students import STUDENT_RECIPES, mobiler2l_config
 
     config = copy.deepcopy(mobiler2l_config if name == "paper" else STUDENT_RECIPES[name])
     config.pipeline.datamanager.data = data
@@ -222,13 +221,13 @@ def render_cameras(size: int, count: int = 1):
     """``count`` lego-like cameras of ``size`` x ``size`` around the origin (radius 4, z up)."""
     from nerfstudio.cameras.cameras import Cameras
 
-    from mobiler2l_ns.distill.poses import look_at_c2w
+    from mobiler2l_ns.geometry import look_at
 
     c2w = []
     for i in range(count):
         angle = 0.4 + 2 * math.pi * i / max(count, 1)
         eye = np.array([3.6 * math.cos(angle), 3.6 * math.sin(angle), 1.75])
-        c2w.append(torch.from_numpy(look_at_c2w(eye, -eye, np.array([0.0, 0.0, 1.0]))).float())
+        c2w.append(torch.from_numpy(look_at(eye, np.zeros(3), np.array([0.0, 0.0, 1.0]))).float())
     focal = 0.5 * size / math.tan(0.5 * 0.6911112)
     return Cameras(camera_to_worlds=torch.stack(c2w), fx=focal, fy=focal, cx=size / 2, cy=size / 2,
                    width=size, height=size)  # fmt: skip
@@ -317,13 +316,16 @@ def renderer(pipeline) -> Callable:
 
 
 def psnr_of(render: Callable, views) -> float:
-    """Mean PSNR (torchmetrics) of ``render(camera)`` against the views' ground truth."""
+    """Mean PSNR of ``render(camera)`` against the views' ground truth."""
+    return float(np.mean([psnr(render(c).float().clamp(0, 1).cpu(), gt) for c, gt in views]))
+
+
+def psnr(image, reference) -> float:
+    """PSNR in dB (torchmetrics, float64) of two images in [0, 1]; 300 when they are equal."""
     from torchmetrics.functional.image import peak_signal_noise_ratio
 
-    scores = [
-        float(peak_signal_noise_ratio(render(c).float().clamp(0, 1).cpu(), gt, data_range=1.0)) for c, gt in views
-    ]
-    return float(np.mean(scores))
+    a, b = torch.as_tensor(image).double(), torch.as_tensor(reference).double()
+    return 300.0 if torch.equal(a, b) else float(peak_signal_noise_ratio(a, b, data_range=1.0))
 
 
 def teacher_stage(
@@ -331,7 +333,7 @@ def teacher_stage(
 ) -> Dict[str, Any]:
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 
-    from mobiler2l_ns.teacher.config import teacher_method
+    from mobiler2l_ns.methods.teachers import teacher_method
 
     config = copy.deepcopy(teacher_method.config)
     config.pipeline.datamanager.data = args.data
@@ -424,14 +426,14 @@ def students_stage(args: Args, scale: Scale, device: str, workdir: Path, teacher
 
 
 def export_stage(device: str, workdir: Path, student_config: str) -> Dict[str, Any]:
-    from mobiler2l_ns.distill.teacher import load_teacher_pipeline
+    from mobiler2l_ns.utils.runs import load_pipeline
     from mobiler2l_ns.export import OnnxLightField, export_mobiler2l_onnx
-    from mobiler2l_ns.export.onnx_export import render_torch
+    from mobiler2l_ns.export.verify import render_torch
     from mobiler2l_ns.export.graphs import ExportCamera
 
     result = export_mobiler2l_onnx(Path(student_config), workdir / "export", verbose=False)
     field = OnnxLightField(workdir / "export")
-    pipeline = load_teacher_pipeline(Path(student_config), device)
+    pipeline, _, _ = load_pipeline(Path(student_config), device)
     meta = field.metadata
     k = meta["intrinsics"]
     camera = ExportCamera(meta["height"], meta["width"], k["fx"], k["fy"], k["cx"], k["cy"])
@@ -439,8 +441,7 @@ def export_stage(device: str, workdir: Path, student_config: str) -> Dict[str, A
     for pose in field.orbit(4):
         ort_image = field.render(pose)
         torch_image = render_torch(pipeline.model, camera, pose)
-        mse = float(np.mean((ort_image.astype(np.float64) - torch_image) ** 2))
-        scores.append(300.0 if mse == 0 else -10 * math.log10(mse))
+        scores.append(psnr(ort_image, torch_image))
     return {
         "files": [p.name for p in result.files],
         "onnx_bytes": sum(

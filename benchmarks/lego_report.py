@@ -32,17 +32,18 @@ from typing import Dict, List
 
 import numpy as np
 import torch
-from PIL import Image
 
-from common import LEGO, REPO, machine_description, require_lego
+from common import LEGO, REPO, machine_description, read_on_white, require_lego
 
-from mobiler2l_ns.chain import PRESETS, Chain
-from mobiler2l_ns.chain.stages import write_json_atomic
+from mobiler2l_ns.chain import Chain
+from mobiler2l_ns.methods.presets import PRESETS
 from mobiler2l_ns.distill.datamanager import PseudoDataManagerConfig
-from mobiler2l_ns.distill.teacher import TeacherRun, load_teacher_pipeline
+from mobiler2l_ns.distill.teacher import TeacherRun
+from mobiler2l_ns.utils.runs import load_pipeline
 from mobiler2l_ns.export.runtime import OnnxLightField
 from mobiler2l_ns.student.embedders import embedder_flops, embedder_parameters
 from mobiler2l_ns.student.network import count_parameters, frame_flops
+from mobiler2l_ns.utils.io import write_json_atomic
 from mobiler2l_ns.utils.metrics import ImageMetrics
 
 SHARD_SIZE = PseudoDataManagerConfig().pseudo_shard_size
@@ -64,8 +65,7 @@ def timed(fn, repeats: int) -> float:
 
 
 def ground_truth(scene: Path, frame: dict) -> np.ndarray:
-    rgba = np.asarray(Image.open(scene / f"{frame['file_path']}.png"), dtype=np.float32) / 255.0
-    return rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
+    return read_on_white(scene / f"{frame['file_path']}.png")
 
 
 def onnx_quality(chain: Chain, indices: List[int]) -> Dict[str, float]:
@@ -82,7 +82,7 @@ def onnx_quality(chain: Chain, indices: List[int]) -> Dict[str, float]:
 
 
 def student_size(chain: Chain) -> Dict[str, float]:
-    pipeline = load_teacher_pipeline(chain.student_config, "cpu")
+    pipeline, _, _ = load_pipeline(chain.student_config, "cpu")
     model = pipeline.model
     camera = pipeline.datamanager.train_dataset.cameras[0:1]
     height, width = int(camera.height), int(camera.width)

@@ -33,8 +33,8 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 import torch
 
-from mobiler2l_ns.export.graphs import ExportCamera, ModelGraph
-from mobiler2l_ns.export.onnx_export import build_graphs, sampling_settings, to_onnx
+from mobiler2l_ns.export.graphs import ExportCamera, ModelGraph, build_graphs, sampling_settings
+from mobiler2l_ns.export.onnx_graphs import to_onnx
 from mobiler2l_ns.student.model import MobileR2LModelConfig
 from mobiler2l_ns.student.network import frame_flops
 from mobiler2l_ns.student.sampler import lowres_grid_size

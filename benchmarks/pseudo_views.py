@@ -36,9 +36,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mobiler2l_ns.distill.cache import CacheSpec, PseudoCache, encode_image, to_storage
+from mobiler2l_ns.distill.cache import CacheSpec, PseudoCache
 from mobiler2l_ns.distill.generator import PseudoViewGenerator
 from mobiler2l_ns.distill.poses import PoseConfig, TrainingRig, make_cameras, pose_fingerprint, sample_poses
+from mobiler2l_ns.distill.shards import encode_image, to_storage
 from mobiler2l_ns.distill.teacher import Teacher, TeacherRun
 
 ORIGINAL_BYTES = 800 * 800 * 3 * 4  # 7.68 MB: float32 .npy of an 800x800 RGB view

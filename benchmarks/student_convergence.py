@@ -17,7 +17,7 @@ against training minutes, the teacher as a line) into ``--out`` (``--name``, def
 
 Students (``--students``): ``paper`` is the ``mobiler2l`` preset unchanged (positional encoding,
 depth 29, width 256, x8 super-resolution); the others are the recipes of
-:data:`mobiler2l_ns.student.config.STUDENT_RECIPES` (``small``: the ``mobiler2l-small`` preset;
+:data:`mobiler2l_ns.methods.students.STUDENT_RECIPES` (``small``: the ``mobiler2l-small`` preset;
 ``small-pe``: the CPU student before learned features). ``--set NAME.FIELD=VALUE`` overrides a model / datamanager field of one student.
 """
 
@@ -42,7 +42,7 @@ from timed_training import Budget, fill_cache, setup_pipeline, test_views, train
 
 import mobiler2l_ns  # noqa: F401  (safe globals for nerfstudio checkpoints)
 from mobiler2l_ns.distill.teacher import TeacherRun
-from mobiler2l_ns.student.config import STUDENT_RECIPES, mobiler2l_config
+from mobiler2l_ns.methods.students import STUDENT_RECIPES, mobiler2l_config
 from mobiler2l_ns.student.embedders import embedder_flops, embedder_parameters
 from mobiler2l_ns.student.network import count_parameters, frame_flops
 from mobiler2l_ns.utils.metrics import ImageMetrics

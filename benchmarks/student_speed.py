@@ -17,24 +17,27 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import TrainerConfig
 
-import mobiler2l_ns  # noqa: F401  (torch>=2.6 checkpoint compatibility for the teacher)
-from mobiler2l_ns.student.config import mobiler2l_config, mobiler2l_small_config
+from mobiler2l_ns.geometry import look_at
+from mobiler2l_ns.methods.students import mobiler2l_config, mobiler2l_small_config
 from mobiler2l_ns.student.model import MobileR2LModel
 from mobiler2l_ns.student.network import count_parameters
+from mobiler2l_ns.utils.cli import run_cli
+from mobiler2l_ns.utils.runs import load_pipeline
 
 BLENDER_BOX = SceneBox(aabb=torch.tensor([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]]))
 
@@ -57,13 +60,9 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, device: 
 
 def blender_camera(size: int, camera_angle_x: float = 0.6911112, radius: float = 4.0) -> Cameras:
     """A NeRF-synthetic-like camera: ``size`` x ``size``, at ``radius`` looking at the origin (Z up)."""
-    eye = torch.tensor([radius * math.cos(0.5), radius * math.sin(0.5) * 0.9, radius * 0.45])
-    eye = eye / eye.norm() * radius
-    forward = -eye / eye.norm()
-    right = torch.linalg.cross(forward, torch.tensor([0.0, 0.0, 1.0]))
-    right = right / right.norm()
-    up = torch.linalg.cross(right, forward)
-    c2w = torch.stack([right, up, -forward, eye], dim=1)
+    eye = np.array([math.cos(0.5), math.sin(0.5) * 0.9, 0.45])
+    eye = eye / np.linalg.norm(eye) * radius
+    c2w = torch.from_numpy(look_at(eye, np.zeros(3), np.array([0.0, 0.0, 1.0]))).float()
     focal = 0.5 * size / math.tan(0.5 * camera_angle_x)
     return Cameras(camera_to_worlds=c2w[None], fx=focal, fy=focal, cx=size / 2, cy=size / 2, width=size, height=size)
 
@@ -112,74 +111,63 @@ def teacher_camera(pipeline, size: int) -> Optional[Cameras]:
     return camera
 
 
-def run_root(config_path: Path) -> Path:
-    """Folder that a run's relative paths (output_dir, data) are relative to: where ns-train ran.
+@dataclass
+class StudentSpeed:
+    """Speed of the MobileR2L student on one view, optionally against a trained teacher."""
 
-    ``config.yml`` lies in ``output_dir/experiment/method/timestamp``; eval_setup resolves those
-    parts against the current directory, so the benchmark changes to this folder first.
-    """
-    import yaml
+    size: int = 400
+    """View width = height in pixels."""
+    repeats: int = 5
+    """Timed runs (median reported)."""
+    warmup: int = 2
+    """Untimed runs first."""
+    device: str = "cpu"
+    """Torch device."""
+    threads: Optional[int] = None
+    """Torch intra-op threads (default: torch's)."""
+    teacher_config: Optional[Path] = None
+    """RUN/config.yml of a trained teacher."""
 
-    config = yaml.load(config_path.read_text(), Loader=yaml.Loader)
-    base = config.get_base_dir()
-    root = config_path.resolve().parent
-    if base.is_absolute():
-        return Path.cwd()
-    for _ in base.parts:
-        root = root.parent
-    return root
+    def main(self) -> None:
+        """Print the timings (see the module docstring)."""
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        device = torch.device(self.device)
+        size = self.size
 
+        teacher_pipeline = None
+        camera = blender_camera(size)
+        if self.teacher_config is not None:
+            teacher_pipeline, checkpoint, step = load_pipeline(self.teacher_config, device, label="--teacher-config")
+            camera = teacher_camera(teacher_pipeline, size) or camera
+            print(f"teacher: {checkpoint} (step {step})")
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=400, help="view width = height in pixels")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs (median reported)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--teacher-config", type=Path, default=None, help="RUN/config.yml of a trained teacher")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    size = args.size
-
-    teacher_pipeline = None
-    camera = blender_camera(size)
-    if args.teacher_config is not None:
-        import os
-
-        from nerfstudio.utils.eval_utils import eval_setup
-
-        config_path = args.teacher_config.resolve()
-        os.chdir(run_root(config_path))
-        _, teacher_pipeline, checkpoint, step = eval_setup(config_path, test_mode="inference")
-        teacher_pipeline = teacher_pipeline.to(device)
-        camera = teacher_camera(teacher_pipeline, size) or camera
-        print(f"teacher: {checkpoint} (step {step})")
-
-    print(f"device: {device}, torch threads: {torch.get_num_threads()}, view: {size}x{size}, median of {args.repeats}")
-    student = build_student(mobiler2l_config, device).eval()
-    print(student.cost_summary(size, size))
-    with torch.no_grad():
-        render_s = median_seconds(lambda: student.get_outputs_for_camera(camera), args.repeats, args.warmup, device)
-    print(f"student render (paper preset, eager, eval, no grad): {render_s * 1e3:9.1f} ms  ({1.0 / render_s:6.2f} fps)")
-
-    for name, config in (("paper", mobiler2l_config), ("small", mobiler2l_small_config)):
-        n_params = count_parameters(build_student(config, torch.device("cpu")).network)
-        step_s = train_step_seconds(config, camera, args.repeats, args.warmup, device)
-        label = f"student train step ({name} preset, {n_params:,} params, whole {size}x{size} image)"
-        print(f"{label}: {step_s * 1e3:9.1f} ms")
-
-    if teacher_pipeline is not None:
-        teacher = teacher_pipeline.model.eval()
+        print(
+            f"device: {device}, torch threads: {torch.get_num_threads()}, view: {size}x{size}, median of {self.repeats}"
+        )
+        student = build_student(mobiler2l_config, device).eval()
+        print(student.cost_summary(size, size))
         with torch.no_grad():
-            teacher_s = median_seconds(
-                lambda: teacher.get_outputs_for_camera(camera.to(device)), args.repeats, args.warmup, device
-            )
-        print(f"teacher render (get_outputs_for_camera): {teacher_s * 1e3:9.1f} ms  ({1.0 / teacher_s:6.2f} fps)")
-        print(f"teacher / student render time: {teacher_s / render_s:.1f}x")
+            render_s = median_seconds(lambda: student.get_outputs_for_camera(camera), self.repeats, self.warmup, device)
+        print(
+            f"student render (paper preset, eager, eval, no grad): {render_s * 1e3:9.1f} ms  ({1.0 / render_s:6.2f} fps)"
+        )
+
+        for name, config in (("paper", mobiler2l_config), ("small", mobiler2l_small_config)):
+            n_params = count_parameters(build_student(config, torch.device("cpu")).network)
+            step_s = train_step_seconds(config, camera, self.repeats, self.warmup, device)
+            label = f"student train step ({name} preset, {n_params:,} params, whole {size}x{size} image)"
+            print(f"{label}: {step_s * 1e3:9.1f} ms")
+
+        if teacher_pipeline is not None:
+            teacher = teacher_pipeline.model.eval()
+            with torch.no_grad():
+                teacher_s = median_seconds(
+                    lambda: teacher.get_outputs_for_camera(camera.to(device)), self.repeats, self.warmup, device
+                )
+            print(f"teacher render (get_outputs_for_camera): {teacher_s * 1e3:9.1f} ms  ({1.0 / teacher_s:6.2f} fps)")
+            print(f"teacher / student render time: {teacher_s / render_s:.1f}x")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_cli(StudentSpeed, prog="student_speed.py", description=__doc__))

@@ -40,10 +40,11 @@ def main() -> None:
     subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     train_minutes = (time.perf_counter() - start) / 60
 
-    from nerfstudio.utils.eval_utils import eval_setup
+    from mobiler2l_ns.utils.runs import load_pipeline
 
-    os.chdir(out)
-    _, pipeline, _, _ = eval_setup(out / "lego" / "mobiler2l-teacher" / "bench" / "config.yml", test_mode="test")
+    config = out / "lego" / "mobiler2l-teacher" / "bench" / "config.yml"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    pipeline, _, _ = load_pipeline(config, device, test_mode="test", label="teacher config")
     dataset = pipeline.datamanager.eval_dataset
     metrics = []
     start = time.perf_counter()

@@ -10,14 +10,15 @@ has for almost all of a real run; nerfacto's cost per step does not depend on tr
 
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from nerfstudio.configs.method_configs import all_methods
 
 from common import LEGO, machine_description, require_lego
+from mobiler2l_ns.utils.cli import run_cli
 
 
 class NoLPIPS(torch.nn.Module):
@@ -69,32 +70,41 @@ def train_steps(state, first_step: int, count: int) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=LEGO)
-    parser.add_argument("--rays", type=int, default=2048, help="rays per training batch, both methods")
-    parser.add_argument("--warmup-steps", type=int, default=400, help="teacher steps before timing")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    data = require_lego(args.data)
-    print(machine_description())
-    ours = build("mobiler2l-teacher", data, args.rays)
-    nerfacto = build("nerfacto", data, args.rays)
-    print(f"warming up the teacher for {args.warmup_steps} steps (occupancy grid pruning) ...", flush=True)
-    train_steps(ours, 0, args.warmup_steps)
-    train_steps(nerfacto, 0, 3)
-    step, t_ours, t_nerfacto = args.warmup_steps, 0.0, 0.0
-    for _ in range(args.rounds):
-        t_ours += train_steps(ours, step, args.steps)
-        t_nerfacto += train_steps(nerfacto, 3 + step - args.warmup_steps, args.steps)
-        step += args.steps
-    rays = args.rays * args.steps * args.rounds
-    ours_rps, nerfacto_rps = rays / t_ours, rays / t_nerfacto
-    print(f"mobiler2l-teacher: {ours_rps:8.0f} rays/s")
-    print(f"nerfacto:          {nerfacto_rps:8.0f} rays/s")
-    print(f"ratio (teacher / nerfacto): {ours_rps / nerfacto_rps:.2f}x  (goal >= 3x)")
+@dataclass
+class TeacherThroughput:
+    """CPU training throughput of the mobiler2l teacher next to nerfstudio's nerfacto."""
+
+    data: Path = LEGO
+    """Blender scene (default ../shared/data/blender-lego-400)."""
+    rays: int = 2048
+    """Rays per training batch, both methods."""
+    warmup_steps: int = 400
+    """Teacher steps before timing."""
+    steps: int = 10
+    """Timed steps per round."""
+    rounds: int = 3
+    """Rounds of interleaved timing."""
+
+    def main(self) -> None:
+        """Print both methods' rays/s and their ratio."""
+        data = require_lego(self.data)
+        print(machine_description())
+        ours = build("mobiler2l-teacher", data, self.rays)
+        nerfacto = build("nerfacto", data, self.rays)
+        print(f"warming up the teacher for {self.warmup_steps} steps (occupancy grid pruning) ...", flush=True)
+        train_steps(ours, 0, self.warmup_steps)
+        train_steps(nerfacto, 0, 3)
+        step, t_ours, t_nerfacto = self.warmup_steps, 0.0, 0.0
+        for _ in range(self.rounds):
+            t_ours += train_steps(ours, step, self.steps)
+            t_nerfacto += train_steps(nerfacto, 3 + step - self.warmup_steps, self.steps)
+            step += self.steps
+        rays = self.rays * self.steps * self.rounds
+        ours_rps, nerfacto_rps = rays / t_ours, rays / t_nerfacto
+        print(f"mobiler2l-teacher: {ours_rps:8.0f} rays/s")
+        print(f"nerfacto:          {nerfacto_rps:8.0f} rays/s")
+        print(f"ratio (teacher / nerfacto): {ours_rps / nerfacto_rps:.2f}x  (goal >= 3x)")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_cli(TeacherThroughput, prog="teacher_throughput.py", description=__doc__))

@@ -16,6 +16,7 @@ so ``eval_setup``, the pseudo-view datamanager and the exporter load it like any
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ import torch
 from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import TrainerConfig
+
+from mobiler2l_ns.utils.io import write_atomic
 
 WARMUP_SHARE = 0.02
 
@@ -177,25 +180,22 @@ def save_run(run: TimedRun) -> Path:
         "schedulers": {},
         "scalers": {},
     }
-    path = models / f"step-{run.steps:09d}.ckpt"
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(models / f"step-{run.steps:09d}.ckpt", buffer.getvalue())
     return base_dir / "config.yml"
 
 
 def test_views(data: Path, count: int):
     """``(camera, ground truth [H, W, 3])`` of ``count`` evenly spaced test views (white background)."""
+    from common import read_on_white
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
-    from PIL import Image
 
     outputs = BlenderDataParserConfig(data=data, alpha_color="white").setup().get_dataparser_outputs("test")
     index = np.unique(np.linspace(0, len(outputs.image_filenames) - 1, count).round().astype(int)).tolist()
     views = []
     for i in index:
-        rgba = np.asarray(Image.open(outputs.image_filenames[i]), dtype=np.float32) / 255.0
-        rgb = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:]) if rgba.shape[-1] == 4 else rgba[..., :3]
-        views.append((outputs.cameras[i : i + 1], torch.from_numpy(rgb)))
+        views.append((outputs.cameras[i : i + 1], torch.from_numpy(read_on_white(outputs.image_filenames[i]))))
     return views
 
 

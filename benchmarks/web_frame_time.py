@@ -42,7 +42,7 @@ from common import machine_description
 from mobiler2l_ns.export.graphs import ExportCamera
 from mobiler2l_ns.export.onnx_export import export_model
 from mobiler2l_ns.export.runtime import OnnxLightField
-from mobiler2l_ns.student.config import mobiler2l_config, mobiler2l_small_config
+from mobiler2l_ns.methods.students import mobiler2l_config, mobiler2l_small_config
 from mobiler2l_ns.web.browser import CHROMIUM, CHROMIUM_FLAGS
 from mobiler2l_ns.web.export_check import load_viewer_export
 from mobiler2l_ns.web.server import ORT_DIST, make_server, server_url

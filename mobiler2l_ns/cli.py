@@ -6,7 +6,7 @@
 DATA is a Blender scene, an ``ns-process-data`` folder, a folder of photos or a video. Each stage
 is skipped when its outputs exist and are newer than its inputs, so rerunning the same command
 after a crash or Ctrl-C resumes, and a training run made with other settings (another preset) is
-redone; ``--plan`` prints what each stage would do and why (see :mod:`mobiler2l_ns.chain.stages`).
+redone; ``--plan`` prints what each stage would do and why (see :mod:`mobiler2l_ns.chain`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence
 
 import torch
 import tyro
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from mobiler2l_ns.chain import PRESETS, Chain, StageError
+from mobiler2l_ns.chain import Chain, StageError
+from mobiler2l_ns.methods.presets import PRESETS
 from mobiler2l_ns.utils.errors import InputError
 
 PresetName = Literal["auto", "cpu-toy", "cpu", "gpu"]
@@ -87,9 +88,9 @@ class Presets:
             )
 
 
-def entrypoint() -> None:
-    """Console script ``mobiler2l``."""
-    command = tyro.extras.subcommand_cli_from_dict({"run": Run, "presets": Presets}, prog="mobiler2l")
+def entrypoint(args: Optional[Sequence[str]] = None) -> None:
+    """Console script ``mobiler2l`` (``args``: the command line after the program name; default ``sys.argv``)."""
+    command = tyro.extras.subcommand_cli_from_dict({"run": Run, "presets": Presets}, prog="mobiler2l", args=args)
     try:
         command.main()
     except StageError as err:

@@ -33,7 +33,7 @@ check() {  # run one check from outside the repo (no accidental imports from the
 export PATH="$DIR/venv/bin:$PATH" CUDA_VISIBLE_DEVICES=""
 check ns-train mobiler2l-small --help
 check ns-train mobiler2l-teacher --help
-check python -c "import mobiler2l_ns, mobiler2l_ns.export, mobiler2l_ns.student.config"
+check python -c "import mobiler2l_ns, mobiler2l_ns.export, mobiler2l_ns.methods"
 # and what in-process training / evaluation / export import (their lazy imports included)
 check python -c "from nerfstudio.engine.trainer import Trainer; from nerfstudio.utils.eval_utils import eval_setup
 from mobiler2l_ns.export import export_mobiler2l_onnx, OnnxLightField, ExportMobileR2LOnnx"

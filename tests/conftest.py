@@ -1,19 +1,20 @@
-"""Shared fixtures: tiny scenes rendered by the project's own renderer, and an offline runner."""
+"""Shared fixtures: the tiny scene rendered by the project's own renderer and ONE tiny teacher per
+test session (every test that needs a trained ``mobiler2l-teacher`` on the tiny scene uses it)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from pathlib import Path
 from dataclasses import dataclass
-from typing import Dict, List
+from pathlib import Path
 
 import pytest
 
 from mobiler2l_ns.scenes.synthetic import render_blender_scene
+from mobiler2l_ns.utils.runs import read_run_config
+from tests.helpers import OFFLINE_RUNNER, offline_env, run_offline
 
-OFFLINE_RUNNER = Path(__file__).with_name("offline_run.py")
+__all__ = ["OFFLINE_RUNNER", "TEACHER_STEPS", "TINY_TEACHER_FLAGS", "TinyTeacher", "offline_env", "run_offline"]
 
 
 @pytest.fixture(scope="session")
@@ -22,27 +23,9 @@ def tiny_blender(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render_blender_scene(tmp_path_factory.mktemp("tiny-blender"), 32, 24, 2, 4, seed=1)
 
 
-def offline_env(torch_home: Path) -> Dict[str, str]:
-    """Environment for a subprocess with an empty torch hub cache (so no LPIPS weights)."""
-    env = dict(os.environ)
-    env.update(TORCH_HOME=str(torch_home), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    return env
-
-
-def run_offline(args: List[str], torch_home: Path, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run an installed console script (``args[0]``) with every socket connection refused."""
-    return subprocess.run(
-        [sys.executable, str(OFFLINE_RUNNER), *args],
-        cwd=cwd,
-        env=offline_env(torch_home),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 TEACHER_STEPS = 250
-# CPU-small settings for a 32x32 scene.
+# CPU-small settings for a 32x32 scene: ~24 dB on its test views after 250 steps (~23.5 after 150),
+# and a 32x32 view renders in a fraction of a second on one thread (pseudo-view tests render hundreds).
 TINY_TEACHER_FLAGS = [
     "--vis", "tensorboard",
     "--experiment-name", "tiny",
@@ -54,18 +37,25 @@ TINY_TEACHER_FLAGS = [
     "--pipeline.datamanager.train-num-rays-per-batch", "1024",
     "--pipeline.model.grid-resolution", "32",
     "--pipeline.model.grid-warmup-steps", "64",
-    "--pipeline.model.steps-per-diagonal", "128",
-    "--pipeline.model.log2-hashmap-size", "15",
-    "--pipeline.model.max-resolution", "128",
+    "--pipeline.model.steps-per-diagonal", "64",
+    "--pipeline.model.num-levels", "8",
+    "--pipeline.model.log2-hashmap-size", "13",
+    "--pipeline.model.max-resolution", "64",
+    "--pipeline.model.hidden-dim", "32",
+    "--pipeline.model.hidden-dim-color", "32",
 ]  # fmt: skip
 
 
 @dataclass
-class TeacherRun:
+class TinyTeacher:
+    """The session's trained teacher run (launched from ``root``, saved with relative paths)."""
+
     root: Path
     config: Path
     log: str
     torch_home: Path
+    scene: Path
+    """The tiny scene it was trained on."""
 
     @property
     def checkpoints(self) -> Path:
@@ -73,16 +63,23 @@ class TeacherRun:
 
 
 @pytest.fixture(scope="session")
-def teacher_run(tiny_blender: Path, tmp_path_factory: pytest.TempPathFactory) -> TeacherRun:
-    """`ns-train mobiler2l-teacher` on the tiny scene, network disabled, empty torch hub cache."""
+def teacher_run(tiny_blender: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyTeacher:
+    """`ns-train mobiler2l-teacher` on the tiny scene, network disabled, empty torch hub cache.
+
+    Launched from ROOT with a relative ``--output-dir`` and ``--data``, so the saved config.yml holds
+    relative paths (loading it from another folder is then a real test of the run loader).
+    """
     root = tmp_path_factory.mktemp("teacher")
     torch_home = root / "torch-home"
+    data = os.path.relpath(tiny_blender, root)
     args = ["ns-train", "mobiler2l-teacher", *TINY_TEACHER_FLAGS, "--max-num-iterations", str(TEACHER_STEPS)]
-    args += ["--output-dir", str(root / "outputs"), "blender-data", "--data", str(tiny_blender)]
-    proc = run_offline(args, torch_home, cwd=root)
+    args += ["--output-dir", "outputs", "blender-data", "--data", data]
+    proc = run_offline(args, torch_home, cwd=root, threads=1)  # tiny batches: a second thread only contends
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     config = root / "outputs" / "tiny" / "mobiler2l-teacher" / "run" / "config.yml"
-    return TeacherRun(root, config, proc.stdout + proc.stderr, torch_home)
+    saved = read_run_config(config)
+    assert not saved.output_dir.is_absolute() and not saved.pipeline.datamanager.dataparser.data.is_absolute()
+    return TinyTeacher(root, config, proc.stdout + proc.stderr, torch_home, tiny_blender)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ switched off by step counts, camera poses that are not rotations, the chain's la
 from __future__ import annotations
 
 import copy
-import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,8 +16,9 @@ import pytest
 import torch
 import yaml
 
-from mobiler2l_ns.chain import PRESETS, Chain
-from mobiler2l_ns.chain.stages import run_showing_stderr
+from mobiler2l_ns.chain import StageError
+from mobiler2l_ns.chain.stage_base import run_showing_stderr
+from mobiler2l_ns.chain.training import TeacherStage
 from mobiler2l_ns.utils.checkpoints import (
     CORRUPT_FOLDER,
     SafeTrainer,
@@ -27,15 +27,7 @@ from mobiler2l_ns.utils.checkpoints import (
     usable_checkpoints,
 )
 from mobiler2l_ns.utils.errors import InputError
-
-
-def save_checkpoint(folder: Path, step: int, truncate: bool = False) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step-{step:09d}.ckpt"
-    torch.save({"step": step, "pipeline": {"w": torch.full((64, 64), float(step))}}, path)
-    if truncate:  # what a kill during nerfstudio's in-place torch.save leaves
-        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    return path
+from tests.helpers import save_checkpoint
 
 
 def test_truncated_checkpoint_is_found_and_set_aside(tmp_path: Path) -> None:
@@ -55,44 +47,24 @@ def test_truncated_checkpoint_is_found_and_set_aside(tmp_path: Path) -> None:
     assert (tmp_path / "run" / CORRUPT_FOLDER / "step-000000099.ckpt").is_file()
 
 
-def fake_run(root: Path, method: str, steps: dict) -> Path:
-    """A chain run folder holding ``method``'s checkpoints (``{step: truncated}``) and no config."""
-    models = root / "outputs" / "scene" / method / "chain" / "nerfstudio_models"
-    for step, truncated in steps.items():
-        save_checkpoint(models, step, truncate=truncated)
-    return models
-
-
-def test_chain_plan_names_a_truncated_checkpoint(tiny_blender: Path, tmp_path: Path) -> None:
-    preset = PRESETS["cpu-toy"].with_steps(teacher=400)
-    models = fake_run(tmp_path / "scene", "mobiler2l-teacher", {99: False, 199: True})
-    chain = Chain(tiny_blender, tmp_path, "scene", preset)
-    decision = chain.plan("teacher")["teacher"]
-    assert decision.action == "resume"
-    assert decision.reason.startswith("step-000000199.ckpt is unusable (truncated")
-    assert "from step 99 (300 steps to go)" in decision.reason
-    (models / "step-000000099.ckpt").unlink()
-    decision = chain.plan("teacher")["teacher"]
-    assert decision.action == "train" and "training starts again" in decision.reason
-
-
 def test_truncated_teacher_checkpoint_is_one_line(tmp_path: Path) -> None:
     from mobiler2l_ns.distill.teacher import TeacherRun
-    from mobiler2l_ns.teacher.config import teacher_method
+    from mobiler2l_ns.methods.teachers import teacher_method
 
     config = copy.deepcopy(teacher_method.config)
     run = tmp_path / "teacher"
     run.mkdir()
     (run / "config.yml").write_text(yaml.dump(config))
     save_checkpoint(run / "nerfstudio_models", 299, truncate=True)
-    with pytest.raises(InputError, match=r"teacher checkpoint .*step-000000299\.ckpt: unusable \(truncated") as err:
+    with pytest.raises(InputError, match=r"step-000000299\.ckpt: unusable \(truncated") as err:
         TeacherRun.from_config(run / "config.yml")
     assert "\n" not in str(err.value)
+    assert err.value.message.startswith("teacher "), err.value.message  # names whose checkpoint it is
 
 
 def test_student_run_is_refused_as_a_teacher(tmp_path: Path) -> None:
     from mobiler2l_ns.distill.teacher import TeacherRun
-    from mobiler2l_ns.student.config import mobiler2l_small_config
+    from mobiler2l_ns.methods.students import mobiler2l_small_config
 
     (tmp_path / "config.yml").write_text(yaml.dump(copy.deepcopy(mobiler2l_small_config)))
     with pytest.raises(InputError, match=r"a MobileR2L student run \(mobiler2l-small\), not a teacher"):
@@ -143,13 +115,16 @@ def test_safe_trainer_saves_atomically_and_on_ctrl_c(tmp_path: Path, monkeypatch
 
 
 @pytest.mark.parametrize("steps", [50, 200])
-def test_chain_refuses_steps_without_distillation(tiny_blender: Path, tmp_path: Path, steps: int) -> None:
+def test_chain_refuses_steps_without_distillation(tmp_path: Path, steps: int) -> None:
     from mobiler2l_ns.cli import Run
 
-    run = Run(tiny_blender, preset="cpu-toy", out=tmp_path, student_steps=steps)
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    (scene / "transforms_train.json").write_text("{}")
+    run = Run(scene, preset="cpu-toy", out=tmp_path / "runs", student_steps=steps)
     with pytest.raises(InputError, match=rf"--student-steps {steps}: not more than preset cpu-toy's 200 real-only"):
         run.main()
-    assert not any(tmp_path.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene"]
 
 
 @pytest.mark.parametrize(
@@ -171,7 +146,7 @@ def test_render_pose_must_be_a_rotation(tmp_path: Path, pose, message: str) -> N
 
 
 def test_pose_rounding_is_accepted() -> None:
-    from mobiler2l_ns.export.runtime import as_pose
+    from mobiler2l_ns.geometry import as_pose
 
     angle = 0.3
     c, s = np.cos(angle), np.sin(angle)
@@ -186,55 +161,14 @@ def test_chain_last_line_is_the_tools_own_message(tmp_path: Path, capfd: pytest.
     assert "working" in capfd.readouterr().err  # passed through as it came
     code, cause = run_showing_stderr([sys.executable, "-c", "raise RuntimeError('boom')"])
     assert code == 1 and cause is None  # a crash: the chain keeps its resume hint
-
-
-def test_moved_runs_folder_keeps_its_settings(tiny_blender: Path, tmp_path: Path) -> None:
-    """Paths inside the run folder are recorded relative to it: moving runs/ resumes, not retrains."""
-    from mobiler2l_ns.chain.stages import changed_settings
-
-    preset = PRESETS["cpu-toy"]
-    before, after = (
-        Chain(tiny_blender, tmp_path / "a", "scene", preset),
-        Chain(tiny_blender, tmp_path / "b", "scene", preset),
+    # the stage's error: the tool's own line when it gave one, else the resume hint
+    with pytest.raises(StageError) as err:
+        TeacherStage().command([sys.executable, "-c", script])
+    tool = f"`{Path(sys.executable).name} -c {script} ...`"
+    assert str(err.value) == f"stage teacher: --data x: no images found ({tool} exited with code 1)"
+    with pytest.raises(StageError) as err:
+        TeacherStage().command([sys.executable, "-c", "raise RuntimeError('boom')"])
+    assert str(err.value) == (
+        f"stage teacher: `{Path(sys.executable).name} -c raise RuntimeError('boom') ...` exited with code 1 "
+        "(see its output above); rerun the same command to resume"
     )
-
-    def student_settings(chain: Chain) -> dict:
-        return chain.settings("mobiler2l-small", chain.training("student")[2])
-
-    recorded = student_settings(before)
-    assert recorded["flags"]["--pipeline.datamanager.teacher-config"] == (
-        "outputs/scene/mobiler2l-teacher/chain/config.yml"
-    )
-    assert recorded["data"] == str(tiny_blender)  # outside the run folder: absolute
-    assert changed_settings(recorded, student_settings(after)) == ""
-    regenerate = Chain(tiny_blender, tmp_path / "b", "scene", preset, regenerate_corrupt=True)
-    assert "--pipeline.datamanager.pseudo-regenerate-corrupt" in regenerate.training("student")[2]
-    assert changed_settings(recorded, student_settings(regenerate)) == ""  # a repair flag, not a setting
-    # a record written before paths were relative (absolute teacher path) compares equal too
-    from mobiler2l_ns.chain.stages import SETTINGS_FILE
-
-    legacy = dict(recorded, flags=dict(recorded["flags"]))
-    legacy["flags"]["--pipeline.datamanager.teacher-config"] = str(
-        before.root / "outputs/scene/mobiler2l-teacher/chain/config.yml"
-    )
-    (tmp_path / SETTINGS_FILE).write_text(json.dumps(legacy))
-    assert changed_settings(before.recorded_settings(tmp_path), student_settings(before)) == ""
-
-
-def test_failed_training_leaves_no_stub_run_folder(
-    tiny_blender: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from mobiler2l_ns.chain import StageError
-
-    chain = Chain(tiny_blender, tmp_path, "scene", PRESETS["cpu-toy"])
-
-    def failing(stage: str, args) -> None:  # ns-train saves its config.yml, then stops on bad data
-        config = chain.run_config("mobiler2l-teacher")
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text("stub")
-        raise StageError(f"stage {stage}: bad data")
-
-    monkeypatch.setattr(chain, "command", failing)
-    with pytest.raises(StageError, match="stage teacher: bad data"):
-        chain.train("teacher")
-    assert not (tmp_path / "scene" / "outputs").exists()

@@ -26,8 +26,11 @@ import torch
 from PIL import Image, ImageFilter
 
 from mobiler2l_ns.capture import process as process_module
-from mobiler2l_ns.capture.check import CaptureReport, check_capture, main as check_main, warn_at_training_start
+from mobiler2l_ns.capture.check import main as check_main
+from mobiler2l_ns.capture.findings import CaptureReport
 from mobiler2l_ns.capture.process import process_capture
+from mobiler2l_ns.capture.quality import check_capture, warn_at_training_start
+from mobiler2l_ns.capture.report import plot_report
 from mobiler2l_ns.scenes.synthetic import (
     focal_from_fov,
     object_scene,
@@ -35,11 +38,11 @@ from mobiler2l_ns.scenes.synthetic import (
     render_forward_facing_scene,
     render_photo_capture,
     render_view,
-    to_uint8,
-    write_png,
 )
 from mobiler2l_ns.utils.errors import InputError
+from mobiler2l_ns.utils.io import write_png
 from tests.conftest import run_offline
+from tests.helpers import psnr
 
 HAVE_COLMAP = shutil.which("colmap") is not None and shutil.which("ffmpeg") is not None
 needs_colmap = pytest.mark.skipif(
@@ -108,7 +111,7 @@ def move_away(folder: Path, meta: dict) -> None:
     frame["transform_matrix"] = c2w.tolist()
     focal = focal_from_fov(SIZE, meta["camera_angle_x"])
     img = render_view(object_scene(), c2w, SIZE, SIZE, focal, focal, SIZE / 2, SIZE / 2, np.random.default_rng(0))
-    write_png(folder / "train" / f"r_{FAR_FRAME}.png", to_uint8(img))
+    write_png(folder / "train" / f"r_{FAR_FRAME}.png", img)
 
 
 def frames_of(report: CaptureReport, check: str) -> List[str]:
@@ -156,6 +159,13 @@ def test_planted_defect_is_flagged_by_frame(clean_scene: Path, tmp_path: Path, d
     assert not others, others  # no other check mistakes this defect for its own
 
 
+def red_pixels(path: Path) -> int:
+    """Pixels of matplotlib's ``tab:red`` (214, 39, 40) in a PNG."""
+    with Image.open(path) as img:
+        rgb = np.asarray(img.convert("RGB")).astype(np.int64)
+    return int((np.abs(rgb - np.array([214, 39, 40])).sum(axis=-1) < 30).sum())
+
+
 def test_plot_and_json_are_written(clean_scene: Path, tmp_path: Path):
     scene = variant(clean_scene, tmp_path / "dark", darken)
     plot, report_json = tmp_path / "cameras.png", tmp_path / "report.json"
@@ -163,7 +173,11 @@ def test_plot_and_json_are_written(clean_scene: Path, tmp_path: Path):
     with Image.open(plot) as img:
         img.verify()
     with Image.open(plot) as img:
-        assert img.format == "PNG" and img.width >= 400 and img.height >= 200
+        assert img.format == "PNG" and img.size == (1100, 550)  # figsize 11 x 5.5 in at 100 dpi
+    clean_plot = tmp_path / "clean.png"
+    plot_report(check_capture(clean_scene), clean_plot)
+    # the flagged camera is drawn in red in both views: red only the legend's marker in the clean plot
+    assert red_pixels(plot) >= red_pixels(clean_plot) + 60, (red_pixels(plot), red_pixels(clean_plot))
     report = json.loads(report_json.read_text())
     assert report["exit_code"] == 2 and report["layout"] == "360"
     assert any(f["check"] == "brightness" and f["frame"] == f"train/r_{DARK_FRAME}.png" for f in report["findings"])
@@ -211,8 +225,8 @@ def test_console_script_exit_status(clean_scene: Path, tmp_path: Path):
     proc = subprocess.run([str(script), str(scene)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "azimuth-gap" in proc.stdout
-    proc = subprocess.run([str(script), "--bogus"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    proc = subprocess.run([str(script), str(scene), "--bogus"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "--bogus" in proc.stderr and "Traceback" not in proc.stderr  # usage error: 1, not 2
 
 
 def test_training_start_summary_never_raises(clean_scene: Path, capsys: pytest.CaptureFixture):
@@ -220,6 +234,21 @@ def test_training_start_summary_never_raises(clean_scene: Path, capsys: pytest.C
     warn_at_training_start(images, None, clean_scene)  # no cameras: the check fails inside
     out = capsys.readouterr().out
     assert out.startswith("check-capture skipped:") and len(out.strip().splitlines()) == 1
+
+
+def test_teacher_datamanager_prints_the_summary(clean_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    """Training (test_mode "val") prints the one-line summary, naming the planted defect; ns-eval does not."""
+    from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+
+    from mobiler2l_ns.teacher.datamanager import TeacherDataManagerConfig
+
+    scene = variant(clean_scene, tmp_path / "dark", darken)
+    config = TeacherDataManagerConfig(dataparser=BlenderDataParserConfig(data=scene))
+    config.setup(device="cpu", test_mode="val")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("check-capture:")]
+    assert len(lines) == 1 and f"train/r_{DARK_FRAME}.png: brightness" in lines[0], lines
+    config.setup(device="cpu", test_mode="test")
+    assert "check-capture:" not in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- process_capture: bad input
@@ -347,14 +376,18 @@ def test_small_real_student_takes_near_far_from_the_data(tmp_path: Path):
     the checkpoint and restored by a model built without the data."""
     import copy
 
-    from mobiler2l_ns.student.config import mobiler2l_small_real_config
+    from mobiler2l_ns.methods.students import mobiler2l_small_real_config
+    from mobiler2l_ns.student.datamanager import data_near_far
 
     scene = render_forward_facing_scene(tmp_path / "ff", 32, 24, 8, seed=0)
     config = copy.deepcopy(mobiler2l_small_real_config)
     config.pipeline.datamanager.data = scene
     pipeline = config.pipeline.setup(device="cpu", test_mode="val")
     near, far = pipeline.model.fixed_near_far()
-    assert 0.0 < near < far
+    expected_near, expected_far, source = data_near_far(pipeline.datamanager.train_dataparser_outputs)
+    assert source == "scene box" and 0.0 < near < far
+    min_near = config.pipeline.model.min_near  # the model keeps near at least min_near (cameras inside the box)
+    assert (near, far) == pytest.approx((max(expected_near, min_near), max(expected_far, near + min_near)))
     camera, batch = pipeline.datamanager.next_train(0)
     assert pipeline.model.get_outputs(camera)["rgb"].shape == batch["image"][..., :3].shape
     state = pipeline.model.state_dict()
@@ -387,10 +420,6 @@ REAL_TEACHER_FLAGS = [
 ]  # fmt: skip
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return -10.0 * math.log10(max(float(((a - b) ** 2).mean()), 1e-12))
-
-
 def held_out_psnr(config: Path, scale: float = 0.5) -> Tuple[float, float]:
     """Mean PSNR of the trained teacher on the held-out (eval split) views rendered at ``scale`` x the
     resolution (CPU time), and of a blank baseline: the training images' mean colour."""
@@ -413,7 +442,7 @@ def held_out_psnr(config: Path, scale: float = 0.5) -> Tuple[float, float]:
             .numpy()
         )
         scores.append(psnr(rgb, gt))
-        baselines.append(psnr(mean[None, None, :], gt))
+        baselines.append(psnr(np.broadcast_to(mean, gt.shape), gt))
     return float(np.mean(scores)), float(np.mean(baselines))
 
 

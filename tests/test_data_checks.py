@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mobiler2l_ns.utils.data_checks import check_dataset
-from mobiler2l_ns.utils.errors import BadInputArgumentParser, InputError, OneLineArgumentParser
+from mobiler2l_ns.utils.data_checks import BLENDER_SPLITS, VIDEO_SUFFIXES, check_dataset
+from mobiler2l_ns.utils.errors import InputError
 from tests.conftest import run_offline
 
 
@@ -45,7 +45,9 @@ def test_nerfstudio_layout_needs_transforms_json(tmp_path: Path):
 
 
 def test_valid_scene_passes(tiny_blender: Path):
-    check_dataset(tiny_blender, "blender")
+    frames = sum(len(json.loads((tiny_blender / f"transforms_{s}.json").read_text())["frames"]) for s in BLENDER_SPLITS)
+    assert check_dataset(tiny_blender, "blender") == frames  # every frame of every split checked
+    assert check_dataset(tiny_blender, "blender", frames=False) == 0
 
 
 def first_train_frame(scene: Path) -> Path:
@@ -120,7 +122,7 @@ def test_nerfstudio_frames_need_intrinsics_and_stated_sizes(tiny_blender: Path, 
     ]
     meta = {"fl_x": 30.0, "fl_y": 30.0, "cx": 16.0, "cy": 16.0, "w": 32, "h": 32, "frames": frames}
     (scene / "transforms.json").write_text(json.dumps(meta))
-    check_dataset(scene, "nerfstudio")
+    assert check_dataset(scene, "nerfstudio") == len(frames)
     del meta["fl_y"]
     (scene / "transforms.json").write_text(json.dumps(meta))
     with pytest.raises(InputError, match=r"frame 0 \(\./train/r_0\.png\): no 'fl_y'"):
@@ -130,7 +132,7 @@ def test_nerfstudio_frames_need_intrinsics_and_stated_sizes(tiny_blender: Path, 
     (scene / "transforms.json").write_text(json.dumps(meta))
     path = scene / frames[5]["file_path"]
     Image.open(path).resize((16, 16)).save(path)
-    check_dataset(scene, "nerfstudio")
+    assert check_dataset(scene, "nerfstudio") == len(frames)
     path = scene / frames[6]["file_path"]
     Image.open(path).resize((16, 16)).save(path)
     with pytest.raises(InputError, match=r"frame 6 .*image is 16x16 but frame 0's is 32x32"):
@@ -140,7 +142,7 @@ def test_nerfstudio_frames_need_intrinsics_and_stated_sizes(tiny_blender: Path, 
 @pytest.mark.parametrize("name", ["a.JPG", "b.Jpg", "c.jpeg", "d.tif", "e.TIFF", "f.png", "g.cr2"])
 def test_photo_suffixes_any_case(tmp_path: Path, name: str):
     from mobiler2l_ns.capture.process import list_photos as process_list
-    from mobiler2l_ns.chain.stages import data_kind
+    from mobiler2l_ns.chain.data import data_kind
     from mobiler2l_ns.utils.data_checks import list_photos
 
     (tmp_path / name).write_bytes(b"x")
@@ -149,8 +151,17 @@ def test_photo_suffixes_any_case(tmp_path: Path, name: str):
     assert data_kind(tmp_path) == "images"
 
 
+@pytest.mark.parametrize("suffix", VIDEO_SUFFIXES)
+def test_video_suffixes_any_case(tmp_path: Path, suffix: str):
+    from mobiler2l_ns.chain.data import data_kind
+
+    for name in (f"clip{suffix}", f"CLIP{suffix.upper()}"):
+        (tmp_path / name).write_bytes(b"x")
+        assert data_kind(tmp_path / name) == "video"
+
+
 def test_heic_only_folder_is_named(tmp_path: Path):
-    from mobiler2l_ns.chain.stages import data_kind
+    from mobiler2l_ns.chain.data import data_kind
 
     for i in range(3):
         (tmp_path / f"IMG_{i}.HEIC").write_bytes(b"x")
@@ -171,23 +182,9 @@ def test_ns_train_prints_one_line(tmp_path: Path):
 
 
 def test_student_datamanager_checks_data_too(tmp_path: Path):
-    from mobiler2l_ns.student.config import mobiler2l_small_config
+    from mobiler2l_ns.methods.students import mobiler2l_small_config
 
     config = copy.deepcopy(mobiler2l_small_config.pipeline.datamanager)
     config.data = tmp_path / "missing"
     with pytest.raises(InputError, match="no such file or folder"):
         config.setup(device="cpu")
-
-
-@pytest.mark.parametrize("parser_class, status", [(OneLineArgumentParser, 2), (BadInputArgumentParser, 1)])
-def test_usage_errors_are_one_line(parser_class, status: int, capsys: pytest.CaptureFixture[str]):
-    parser = parser_class(prog="mobiler2l-tool")
-    parser.add_argument("--count", type=int, required=True)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("go").add_argument("--size", type=int)
-    for argv in (["--count", "many"], ["--count", "1", "go", "--size", "big"]):
-        with pytest.raises(SystemExit) as exit_info:
-            parser.parse_args(argv)
-        assert exit_info.value.code == status
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("mobiler2l-tool") and "invalid int value" in err, err

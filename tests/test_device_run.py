@@ -3,6 +3,7 @@ script that a lent GPU machine runs once cannot rot between loans (~2 minutes)."
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -11,9 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from mobiler2l_ns.utils.runs import pick_checkpoint, read_run_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "device_run.py"
+STUDENTS = ("paper", "paper-volume", "small")
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +51,36 @@ def test_every_stage_runs_and_reports(report: dict) -> None:
     assert stages["teacher"]["marcher"] == "torch" and stages["teacher"]["hash_grid"] == "torch"
 
 
+def student_parameters(name: str) -> int:
+    """Parameters of student ``name``'s network and embedder, counted here from its preset."""
+    from nerfstudio.data.scene_box import SceneBox
+
+    from mobiler2l_ns.methods.students import STUDENT_RECIPES, mobiler2l_config
+
+    config = mobiler2l_config if name == "paper" else STUDENT_RECIPES[name]
+    model = copy.deepcopy(config.pipeline.model).setup(
+        scene_box=SceneBox(aabb=torch.tensor([[-1.5] * 3, [1.5] * 3])), num_train_data=1
+    )
+    return sum(p.numel() for module in (model.network, model.embedder) for p in module.parameters())
+
+
 def test_figures_are_measured(report: dict) -> None:
     stages = report["stages"]
     speed = stages["student-speed"]
-    for name in ("paper", "paper-volume", "small"):
-        assert speed[name]["render_ms"] > 0 and speed[name]["train_step_ms"] > 0 and speed[name]["parameters"] > 0
+    for name in STUDENTS:
+        timings = (speed[name]["render_ms"], speed[name]["train_step_ms"])
+        assert all(math.isfinite(t) and t > 0 for t in timings), timings
+        assert speed[name]["parameters"] == student_parameters(name)
     assert speed["paper"]["parameters"] == 4_305_539  # the paper's network
     teacher = stages["teacher"]
     assert teacher["steps"] > 0 and math.isfinite(teacher["psnr_after_budget"]) and len(teacher["curve"]) == 4
-    assert stages["pseudo"]["cache_views"] == 6 and stages["pseudo"]["views_per_s_32"] > 0
-    for name in ("paper", "paper-volume", "small"):
+    assert stages["pseudo"]["cache_views"] == 6 and math.isfinite(stages["pseudo"]["views_per_s_32"])
+    for name in STUDENTS:
         student = stages["students"][name]
-        assert student["steps"] > 0 and len(student["psnr_25_50_100"]) == 3
-        assert all(math.isfinite(v) for v in student["psnr_25_50_100"])
+        assert len(student["psnr_25_50_100"]) == 3 and all(math.isfinite(v) for v in student["psnr_25_50_100"])
+        # the saved run is a loadable nerfstudio run whose checkpoint is the reported step count
+        config_path = Path(student["config"])
+        assert pick_checkpoint(config_path, read_run_config(config_path))[1] == student["steps"] > 0
 
 
 def test_exported_student_matches_pytorch(report: dict) -> None:

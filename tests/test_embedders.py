@@ -3,15 +3,17 @@ lookups and channel layout, contraction, slab geometry and blending, and the mod
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
-from mobiler2l_ns.student.feature_grids import contract, level_resolutions, lookup_planes, normalise_to_box
+from mobiler2l_ns.geometry import look_at
+from mobiler2l_ns.student.embedder import PointEmbedder
+from mobiler2l_ns.student.feature_grids import PLANE_AXES, contract, level_resolutions, lookup_planes, normalise_to_box
 from mobiler2l_ns.student.model import MobileR2LModelConfig
-from mobiler2l_ns.student.planes_embedder import PLANE_AXES, PlanesEmbedder
-from mobiler2l_ns.student.slab_embedder import PAIRS, SlabEmbedder, slab_coordinates
+from mobiler2l_ns.student.planes_embedder import PlanesEmbedder
+from mobiler2l_ns.student.slab_embedder import AXES, PAIRS, SlabEmbedder, slab_coordinates
+from mobiler2l_ns.student.volume_embedder import VolumeEmbedder
+from tests.helpers import blender_views, psnr
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 BOX = torch.tensor([[-2.0, -1.0, 0.0], [2.0, 3.0, 1.0]])
@@ -84,15 +86,26 @@ def test_planes_features_and_channel_order() -> None:
 
 
 def test_planes_sum_contraction_and_appended_encoding() -> None:
+    """Far points are contracted into the grid (features = the sum of the planes' values at the contracted
+    coordinates), the positional encoding of the raw points follows; without contraction: zero."""
+    torch.manual_seed(4)
     embedder = PlanesEmbedder(2, BOX, num_levels=1, features=4, min_resolution=8, max_resolution=8, combine="sum",
                               contraction=True, pe_frequencies=2)  # fmt: skip
-    far_points = torch.tensor([1e4, -1e4, 5e3]).expand(1, 1, 2, 3)
-    out = embedder(far_points)
-    assert out.shape == (1, 2 * 4 + 2 * 3 * 5, 1, 1)
-    assert bool(out[:, :8].abs().sum() > 0)  # contracted into the grid, not zero-padded away
-    assert torch.isfinite(out).all()
+    coefficients = torch.randn(3, 4, 3)
+    with torch.no_grad():
+        embedder.grids[0].copy_(linear_grid(3, 4, 8, coefficients))
+    far_points = torch.tensor([[1e4, -1e4, 5e3], [-30.0, 20.0, -5.0]]).expand(1, 1, 2, 3)
+    with torch.no_grad():
+        out = embedder(far_points)
+    assert out.shape == (1, 2 * 4 + 2 * 3 * 5, 1, 1) and embedder.out_channels == 2 * 4 + 2 * 3 * 5
+    for k in range(2):
+        x = contract(normalise_to_box(far_points[0, 0, k], BOX))
+        expected = sum(coefficients[p, :, 0] * x[u] + coefficients[p, :, 1] * x[v] + coefficients[p, :, 2]
+                       for p, (u, v) in enumerate(PLANE_AXES))  # fmt: skip
+        torch.testing.assert_close(out[0, 4 * k : 4 * k + 4, 0, 0], expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(out[:, 8:], PointEmbedder(2, 2)(far_points), rtol=0, atol=0)
     plain = PlanesEmbedder(2, BOX, num_levels=1, features=4, min_resolution=8, max_resolution=8, combine="sum")
-    assert float(plain(far_points).abs().max()) == 0.0  # outside the box without contraction: zero
+    assert float(plain(far_points).detach().abs().max()) == 0.0  # outside the box without contraction: zero
 
 
 def test_slab_coordinates_of_axis_aligned_and_oblique_rays() -> None:
@@ -121,9 +134,71 @@ def test_slab_blend_is_continuous_and_weights_sum_to_one() -> None:
     for dx in (-1e-3, 0.0, 1e-3):
         d = torch.tensor([dx, 0.6, 0.8])
         points = centre + d * torch.linspace(-2.0, 2.0, 4)[:, None]  # [K, 3] on the line
-        outputs.append(embedder(points[None, None]))
+        outputs.append(embedder(points[None, None]).detach())
     assert float((outputs[0] - outputs[2]).abs().max()) < 1e-2
-    assert float(outputs[1].abs().max()) > 1e-3
+    assert float(outputs[1].abs().max()) > 0.05  # features, not zeros (init range +-0.1 per pair grid)
+
+
+def test_slab_features_are_the_blended_pair_lookups() -> None:
+    """With linear pair grids, each level's features are sum_s w_s (c . (coords of pair in slab s)):
+    the entry / exit crossings of the box faces computed here from the ray's line."""
+    torch.manual_seed(5)
+    extent = 8.0  # every crossing of these rays lies inside the grids (no zero padding)
+    embedder = SlabEmbedder(3, BOX, num_levels=2, features=2, min_resolution=8, max_resolution=16, extent=extent)
+    coefficients = [torch.randn(6 * len(PAIRS), 2, 3) for _ in embedder.grids]  # 6 slabs (x, y, z; +-)
+    with torch.no_grad():
+        for grid, c in zip(embedder.grids, coefficients):
+            grid.copy_(linear_grid(grid.shape[0], 2, grid.shape[-1], c))
+    first = torch.tensor([[-0.3, 0.2, 0.1], [0.5, -0.4, 0.2]])  # grid units ([-1, 1]^3)
+    direction = torch.tensor([[0.4, 0.3, -0.5], [-0.6, 0.2, 0.3]])
+    x = torch.stack([first + direction * t for t in (0.0, 0.5, 1.0)], dim=1)  # [2 rays, K = 3, 3]
+    lo, hi = BOX
+    points = lo + (x + 1.0) * 0.5 * (hi - lo)  # back to world units
+    with torch.no_grad():
+        out = embedder(points[None, None])[0, :, 0]  # [C, 2 rays]
+    for r in range(2):
+        o, d = first[r], direction[r]
+        total = sum(float(d[a] ** 2) for a in range(3))
+        for level, c in enumerate(coefficients):
+            expected = torch.zeros(len(PAIRS) * 2)
+            slab = 0
+            for name in ("x", "y", "z"):
+                a, b, e = AXES[name]
+                for sign in (1.0, -1.0):
+                    entry = o + d * (-sign - o[a]) / d[a]
+                    exit_ = o + d * (sign - o[a]) / d[a]
+                    coords = torch.stack([entry[b], entry[e], exit_[b], exit_[e]]) / extent
+                    assert float(coords.abs().max()) < 1.0
+                    weight = float(d[a] ** 2) / total * float(d[a] * sign >= 0)
+                    for pair, (i, j) in enumerate(PAIRS):
+                        cp = c[slab * len(PAIRS) + pair]  # [F, 3]
+                        value = cp[:, 0] * coords[i] + cp[:, 1] * coords[j] + cp[:, 2]
+                        expected[2 * pair : 2 * pair + 2] += weight * value
+                    slab += 1
+            got = out[level * len(PAIRS) * 2 : (level + 1) * len(PAIRS) * 2, r]
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_embedders_share_the_ray_embedder_contract() -> None:
+    """Every embedder: the same input check, metadata fields, parameter count and FLOPs hook."""
+    embedders = [PointEmbedder(3, 2), PlanesEmbedder(3, BOX, num_levels=2, features=2, min_resolution=8,
+                 max_resolution=16, pe_frequencies=1), SlabEmbedder(3, BOX, num_levels=1, features=2,
+                 min_resolution=8, max_resolution=8, axes=("z",)), VolumeEmbedder(3, BOX, num_levels=1,
+                 features=2, min_resolution=8, max_resolution=8)]  # fmt: skip
+    for embedder, kind in zip(embedders, ("pe", "planes", "slab", "volume")):
+        with pytest.raises(ValueError, match=r"expected points \[..., h, w, 3, 3\], got \(2, 2, 4, 3\)"):
+            embedder(torch.zeros(2, 2, 4, 3))
+        info = embedder.describe()
+        assert (info["kind"], info["num_points"], info["channels"]) == (kind, 3, embedder.out_channels)
+        assert info["formula"] and info["channel_order"]
+        out = embedder(torch.rand(2, 3, 4, 5, 3, 3) * 0.5)  # two batch dims -> B = 6
+        assert out.shape == (6, embedder.out_channels, 4, 5)
+        learned = sum(p.numel() for p in embedder.parameters())
+        assert embedder.parameter_count() == learned and (learned == 0) == (kind == "pe")
+        assert (embedder.flops(4, 5) == 0) == (kind == "pe")
+        if kind != "pe":
+            assert info["aabb"] == BOX.tolist() and info["parameters"] == learned
+            assert info["levels"] == embedder.resolutions and info["features"] == 2
 
 
 def test_model_param_groups_and_embedder_choice() -> None:
@@ -148,27 +223,6 @@ def test_model_param_groups_and_embedder_choice() -> None:
 # --------------------------------------------------------------------------- convergence
 
 
-def blender_views(scene, split: str):
-    """``(cameras [N], images [N, H, W, 3])`` of a Blender-format split, composited on white."""
-    import json
-
-    import numpy as np
-    from nerfstudio.cameras.cameras import Cameras
-    from PIL import Image
-
-    meta = json.loads((scene / f"transforms_{split}.json").read_text())
-    images, c2w = [], []
-    for frame in meta["frames"]:
-        rgba = np.asarray(Image.open(scene / f"{frame['file_path']}.png")).astype(np.float32) / 255.0
-        images.append(rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:]))
-        c2w.append(torch.tensor(frame["transform_matrix"], dtype=torch.float32)[:3])
-    height, width = images[0].shape[:2]
-    focal = 0.5 * width / math.tan(0.5 * meta["camera_angle_x"])
-    cameras = Cameras(camera_to_worlds=torch.stack(c2w), fx=focal, fy=focal, cx=width / 2, cy=height / 2,
-                      width=width, height=height)  # fmt: skip
-    return cameras, torch.from_numpy(np.stack(images))
-
-
 def held_out_psnr_after(recipe: str, steps: int, train, test) -> float:
     """Test PSNR (vs ground truth) of a student recipe's model and optimisers after ``steps`` steps
     of 4 whole training views each (the same views for every recipe)."""
@@ -177,7 +231,7 @@ def held_out_psnr_after(recipe: str, steps: int, train, test) -> float:
     from nerfstudio.data.scene_box import SceneBox
     from nerfstudio.engine.optimizers import Optimizers
 
-    from mobiler2l_ns.student.config import STUDENT_RECIPES
+    from mobiler2l_ns.methods.students import STUDENT_RECIPES
 
     torch.manual_seed(0)
     config = copy.deepcopy(STUDENT_RECIPES[recipe])
@@ -197,9 +251,8 @@ def held_out_psnr_after(recipe: str, steps: int, train, test) -> float:
         optimizers.scheduler_step_all(step)
     model.eval()
     with torch.no_grad():
-        mse = [float(((model.get_outputs_for_camera(test[0][i : i + 1])["rgb"] - test[1][i]) ** 2).mean())
-               for i in range(len(test[0]))]  # fmt: skip
-    return -10.0 * math.log10(sum(mse) / len(mse))
+        renders = torch.stack([model.get_outputs_for_camera(test[0][i : i + 1])["rgb"] for i in range(len(test[0]))])
+    return psnr(renders, test[1])
 
 
 def test_learned_embedder_beats_positional_encoding_on_held_out_views(tmp_path) -> None:
@@ -210,7 +263,7 @@ def test_learned_embedder_beats_positional_encoding_on_held_out_views(tmp_path) 
     scene = render_blender_scene(tmp_path / "scene", 48, 40, 1, 6, seed=4)
     train, test = blender_views(scene, "train"), blender_views(scene, "test")
     mean_colour = train[1].mean(dim=(0, 1, 2))
-    baseline = -10.0 * math.log10(float(((test[1] - mean_colour) ** 2).mean()))
+    baseline = psnr(mean_colour.expand_as(test[1]), test[1])
     scores = {recipe: held_out_psnr_after(recipe, 300, train, test) for recipe in ("small-pe", "small")}
     print(f"held-out PSNR after 300 steps: {scores}, mean colour {baseline:.2f} dB")
     assert scores["small-pe"] > baseline + 1.0  # both learn
@@ -246,7 +299,8 @@ def test_occupancy_sampling_model_exports_equal_to_pytorch(tmp_path) -> None:
     from nerfstudio.data.scene_box import SceneBox
 
     from mobiler2l_ns.export.graphs import ExportCamera
-    from mobiler2l_ns.export.onnx_export import export_model, render_torch
+    from mobiler2l_ns.export.onnx_export import export_model
+    from mobiler2l_ns.export.verify import render_torch
     from mobiler2l_ns.export.runtime import OnnxLightField
     from mobiler2l_ns.student.sampler import OCCUPANCY_KEY, SAMPLE_BOX_KEY
 
@@ -264,17 +318,14 @@ def test_occupancy_sampling_model_exports_equal_to_pytorch(tmp_path) -> None:
         model.network.tail[0].weight.mul_(20.0)
     camera = ExportCamera(24, 32, 30.0, 30.0, 16.0, 12.0)
     eye = np.array([3.0, -2.0, 1.5])
-    from mobiler2l_ns.distill.poses import look_at_c2w
-
-    poses = np.stack([look_at_c2w(eye, -eye, np.array([0.0, 0.0, 1.0]))])
+    poses = np.stack([look_at(eye, np.zeros(3), np.array([0.0, 0.0, 1.0]))])
     result = export_model(model, camera, tmp_path / "export", poses)
     assert result.metadata["sampling"]["mode"] == "occupancy"
     field = OnnxLightField(tmp_path / "export", threads=1)
     for pose in [poses[0], *field.orbit(3)]:
         expected = render_torch(model, camera, pose)
         got = field.render(pose)
-        mse = float(np.mean((got.astype(np.float64) - expected) ** 2))
-        assert mse == 0.0 or -10 * math.log10(mse) >= 60.0
+        assert psnr(got, expected) >= 60.0
     assert float(expected.std()) > 0.01
     # a model built without the grid (eval_setup without the teacher) takes it from the checkpoint
     reloaded = config.setup(scene_box=box, num_train_data=1)

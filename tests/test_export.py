@@ -3,14 +3,14 @@
 Two tiny students are trained with nerfstudio's Trainer (a 360 Blender scene with scene-box
 near/far, and a forward-facing nerfstudio-data scene in NDC), exported, and the onnxruntime
 chain ``sampler -> embedder -> model`` is compared with the PyTorch student loaded the way
-``ns-eval`` loads it.
+``ns-eval`` loads it. Metadata, pose-helper and render-CLI units without training are in
+``test_export_metadata.py``; the ns-export hook on stand-in modules in ``test_export_hook.py``.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import subprocess
 import sys
@@ -27,15 +27,18 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataPars
 from PIL import Image
 
 import mobiler2l_ns  # noqa: F401  (torch>=2.6 checkpoint compatibility)
-from mobiler2l_ns.export import ExportMobileR2LOnnx, OnnxLightField, export_mobiler2l_onnx
-from mobiler2l_ns.export import ns_export_hook
-from mobiler2l_ns.export.onnx_export import GRAPH_FILES, METADATA_NAME, render_torch
+from mobiler2l_ns.export import OnnxLightField, export_mobiler2l_onnx
 from mobiler2l_ns.export.graphs import ExportCamera
-from mobiler2l_ns.export.runtime import main as render_main, orbit_poses, to_normalised, to_original
+from mobiler2l_ns.export.metadata import GRAPH_FILES, METADATA_NAME
+from mobiler2l_ns.export.runtime import main as render_main
+from mobiler2l_ns.export.verify import render_torch
+from mobiler2l_ns.geometry import to_original
 from mobiler2l_ns.scenes.synthetic import render_forward_facing_scene
-from mobiler2l_ns.student.config import mobiler2l_small_config, small_pe_config
+from mobiler2l_ns.methods.students import mobiler2l_small_config, small_pe_config
 from mobiler2l_ns.student.network import MobileR2LNetwork, fold_batchnorm
 from mobiler2l_ns.utils.errors import InputError
+
+from tests.helpers import psnr
 
 from .conftest import offline_env
 
@@ -139,11 +142,6 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
 
 
 # --------------------------------------------------------------------------- exactness
@@ -251,22 +249,6 @@ def test_original_coordinates_and_orbit(run_ff, tmp_path: Path) -> None:
         assert gif.n_frames == 3 and gif.size == (32, 24)
 
 
-def test_turntable_orbit_and_pose_helpers() -> None:
-    base = np.array([[1.0, 0, 0, 0], [0, 0, -1, -4], [0, 1, 0, 1]])
-    orbit = {"kind": "turntable", "axis": [0, 0, 1], "center": [0, 0, 0]}
-    poses = orbit_poses(base, orbit, 4)
-    np.testing.assert_allclose(poses[1][:, 3], [4, 0, 1], atol=1e-12)  # 90 deg about +z
-    np.testing.assert_allclose(poses[2][:, 3], [0, 4, 1], atol=1e-12)
-    for pose in poses:
-        np.testing.assert_allclose(pose[:, :3] @ pose[:, :3].T, np.eye(3), atol=1e-12)
-    transform, scale = np.array([[0.0, -1, 0, 1], [1, 0, 0, 2], [0, 0, 1, 3]]), 0.5
-    normalised = to_normalised(np.vstack([base, [0, 0, 0, 1]]), transform, scale)
-    np.testing.assert_allclose(normalised[:, 3], 0.5 * (transform[:, :3] @ base[:, 3] + transform[:, 3]))
-    np.testing.assert_allclose(to_original(normalised, transform, scale), base, atol=1e-12)
-    with pytest.raises(InputError, match="3x4 or 4x4"):
-        to_normalised(np.eye(3), transform, scale)
-
-
 # --------------------------------------------------------------------------- variants
 
 
@@ -372,18 +354,20 @@ def test_unwritable_output_dir_leaves_nothing(run_360, tmp_path: Path, monkeypat
     out = tmp_path / "existing"
     export_mobiler2l_onnx(run_360.config, out, verbose=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    real_replace, calls = os.replace, []
+    real_replace, moves = os.replace, []
 
     def flaky_replace(src, dst):
-        calls.append(dst)
-        if len(calls) == 5:  # after two files were already moved into place
-            raise OSError(28, "No space left on device")
+        if Path(dst).parent == out and not Path(src).name.endswith(".previous"):  # a staged file moved in
+            moves.append(dst)
+            if len(moves) == 3:  # after two files were already moved into place
+                raise OSError(28, "No space left on device")
         return real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", flaky_replace)
     with pytest.raises(InputError, match="No space left on device"):
         export_mobiler2l_onnx(run_360.config, out, height=16, verbose=False)
     monkeypatch.setattr(os, "replace", real_replace)
+    assert len(moves) == 3
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing", "file"]  # no staging dir left
 
@@ -415,78 +399,9 @@ def test_write_failure_and_truncated_graph_are_one_line(run_360, tmp_path: Path)
 # --------------------------------------------------------------------------- ns-export hook
 
 
-def test_hook_extends_only_the_exporter_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The three import orders, on stand-in exporter modules; the tyro module itself is untouched."""
-    import types
-
-    import tyro
-    from typing_extensions import Annotated, Union
-
-    @dataclass
-    class Other:
-        x: int = 0
-
-    commands = tyro.conf.FlagConversionOff[Union[Annotated[Other, tyro.conf.subcommand(name="other")]]]
-    argv = ["mobiler2l-onnx", "--load-config", "a.yml", "--output-dir", "b", "--fp16", "--height", "64"]
-    real_cli = tyro.cli
-
-    # half-imported (the real ns-export): `tyro` bound, `Commands` not yet
-    half = types.ModuleType(ns_export_hook.EXPORTER_MODULE)
-    half.tyro = tyro
-    monkeypatch.setitem(sys.modules, ns_export_hook.EXPORTER_MODULE, half)
-    ns_export_hook.install_ns_export_hook()
-    ns_export_hook.install_ns_export_hook()  # idempotent
-    assert half.tyro is not tyro and tyro.cli is real_cli and half.tyro.conf is tyro.conf
-    half.Commands = commands
-    parsed = half.tyro.cli(half.Commands, args=argv)
-    assert parsed == ExportMobileR2LOnnx(Path("a.yml"), Path("b"), "standard", True, 64, None)
-    assert half.tyro.cli(half.Commands, args=["other", "--x", "3"]) == Other(3)  # FlagConversionOff kept
-    assert half.tyro.cli(int, args=["5"]) == 5  # anything else passes through
-
-    # fully imported: `Commands` is replaced, entrypoint() reads it at call time
-    full = types.ModuleType(ns_export_hook.EXPORTER_MODULE)
-    full.tyro, full.Commands = tyro, commands
-    monkeypatch.setitem(sys.modules, ns_export_hook.EXPORTER_MODULE, full)
-    ns_export_hook.install_ns_export_hook()
-    assert full.tyro is tyro and tyro.cli(full.Commands, args=argv).fp16 is True
-    assert ns_export_hook.extend_commands(full.Commands) is full.Commands  # already extended
-
-
-def test_hook_when_exporter_is_imported_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Plugin imported first (exporter not imported yet): the one-shot import hook extends Commands."""
-    import tyro
-
-    name = "fake_ns_exporter_for_mobiler2l"
-    (tmp_path / f"{name}.py").write_text(
-        "from dataclasses import dataclass\n"
-        "from typing import Union\n"
-        "import tyro\n"
-        "from typing_extensions import Annotated\n"
-        "@dataclass\n"
-        "class Other:\n"
-        "    x: int = 0\n"
-        "Commands = tyro.conf.FlagConversionOff[Union[Annotated[Other, tyro.conf.subcommand(name='other')]]]\n"
-        "def entrypoint(args):\n"
-        "    return tyro.cli(Commands, args=args)\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(ns_export_hook, "EXPORTER_MODULE", name)
-    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
-    monkeypatch.delitem(sys.modules, name, raising=False)
-    ns_export_hook.install_ns_export_hook()
-    assert sum(isinstance(f, ns_export_hook._ExporterImportHook) for f in sys.meta_path) == 1
-    module = __import__(name)
-    assert not any(isinstance(f, ns_export_hook._ExporterImportHook) for f in sys.meta_path)  # one-shot
-    assert module.tyro is tyro
-    parsed = module.entrypoint(["mobiler2l-onnx", "--load-config", "c.yml", "--output-dir", "o", "--target", "snap"])
-    assert isinstance(parsed, ExportMobileR2LOnnx) and parsed.target == "snap" and parsed.fp16 is False
-    assert module.entrypoint(["other", "--x", "2"]).x == 2
-    monkeypatch.delitem(sys.modules, name)
-
-
 def test_cli_commands(run_ff, tmp_path: Path) -> None:
     """Installed console scripts in subprocesses (network disabled), run concurrently."""
-    from mobiler2l_ns.teacher.config import teacher_method
+    from mobiler2l_ns.methods.teachers import teacher_method
 
     from .conftest import OFFLINE_RUNNER
 

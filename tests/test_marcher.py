@@ -6,7 +6,8 @@ import nerfacc
 import pytest
 import torch
 
-from mobiler2l_ns.teacher.marcher import filter_visible, march_torch, occupied, ray_aabb_intersect, render_weights
+from mobiler2l_ns.geometry import ray_box_intersect
+from mobiler2l_ns.teacher.marcher import filter_visible, march_torch, occupied, render_weights
 
 AABB = torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0, 1.0])
 RADIUS = 0.45
@@ -43,7 +44,7 @@ def rays(n: int = 300, seed: int = 0):
 
 def brute_force(origins, directions):
     """Dense render: every step through the box, no skipping, no early termination."""
-    t0, t1 = ray_aabb_intersect(origins, directions, AABB)
+    t0, t1 = ray_box_intersect(origins, directions, AABB.view(2, 3))
     t0 = t0.clamp(min=0.0)
     count = int(((t1 - t0).max() / STEP).item()) + 2
     starts = t0.min() + STEP * torch.arange(count)[None].float().expand(len(origins), -1)
@@ -94,12 +95,31 @@ def test_marcher_skips_empty_space_and_terminates_early():
     assert len(early.ray_indices) < 0.7 * len(all_samples.ray_indices)
 
 
-def test_render_weights_gradient_flows_to_densities():
+def reference_weights(samples, sigmas: torch.Tensor, num_rays: int) -> torch.Tensor:
+    """``w_i = exp(-sum_{j<i} tau_j) (1 - exp(-tau_i))``, ``tau = sigma (t_end - t_start)``, ray by ray."""
+    weights = []
+    for ray in range(num_rays):
+        tau = (sigmas * (samples.t_ends - samples.t_starts))[samples.ray_indices == ray]
+        before = torch.cat([tau.new_zeros(1), torch.cumsum(tau, dim=0)[:-1]])
+        weights.append(torch.exp(-before) * (1.0 - torch.exp(-tau)))
+    return torch.cat(weights)
+
+
+def test_render_weights_and_their_gradients_equal_volume_rendering():
     origins, directions = rays(20)
     samples = march_torch(exact_grid(), origins, directions, near_plane=0.0, far_plane=1e3, render_step_size=STEP)
-    sigmas = torch.full((len(samples.ray_indices),), 5.0, requires_grad=True)
-    render_weights(samples, sigmas, len(origins)).sum().backward()
-    assert sigmas.grad is not None and sigmas.grad.abs().sum() > 0
+    assert bool((samples.ray_indices[1:] >= samples.ray_indices[:-1]).all())  # packed by ray
+    generator = torch.Generator().manual_seed(0)
+    values = torch.rand(len(samples.ray_indices), generator=generator) * 60.0
+    upstream = torch.randn(len(samples.ray_indices), generator=generator)
+    sigmas, reference = values.clone().requires_grad_(), values.clone().requires_grad_()
+    weights = render_weights(samples, sigmas, len(origins))
+    expected = reference_weights(samples, reference, len(origins))
+    torch.testing.assert_close(weights, expected, rtol=1e-5, atol=1e-6)
+    (weights * upstream).sum().backward()
+    (expected * upstream).sum().backward()
+    torch.testing.assert_close(sigmas.grad, reference.grad, rtol=1e-4, atol=1e-6)
+    assert float(reference.grad.abs().max()) > 1e-3  # the comparison is not between zeros
 
 
 def test_grid_update_marks_the_ball_occupied():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 from mobiler2l_ns.scenes.synthetic import main, render_blender_scene, render_forward_facing_scene
+from mobiler2l_ns.utils.errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SIZE = 24
@@ -172,40 +174,70 @@ def test_cli_renders_and_overwrites(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "flag"),
+    ("args", "message"),
     [
-        (["blender", "{out}", "--size", "4"], "--size"),
-        (["blender", "{out}", "--n-train", "0"], "--n-train"),
-        (["blender", "{out}", "--n-val", "0"], "--n-val"),
-        (["blender", "{out}", "--n-test", "-1"], "--n-test"),
-        (["blender", "{out}", "--size", "abc"], "--size"),
-        (["forward", "{out}", "--n-frames", "0"], "--n-frames"),
-        (["forward", "{out}", "--width", "7"], "--width"),
-        (["forward", "{out}", "--height", "2"], "--height"),
-        (["blender", "{full}"], "--overwrite"),
-        (["forward", "{full}"], "--overwrite"),
+        (["blender", "{out}", "--size", "4"], "--size must be an integer >= 8, got 4"),
+        (["blender", "{out}", "--n-train", "0"], "--n-train must be an integer >= 1, got 0"),
+        (["blender", "{out}", "--n-val", "0"], "--n-val must be an integer >= 1, got 0"),
+        (["blender", "{out}", "--n-test", "-1"], "--n-test must be an integer >= 1, got -1"),
+        (["blender", "{out}", "--radius", "1.5"], "--radius must be > 1.5, got 1.5"),
+        (["blender", "{out}", "--camera-angle-x", "3.5"], "--camera-angle-x must be in (0, pi), got 3.5"),
+        (["forward", "{out}", "--n-frames", "0"], "--n-frames must be an integer >= 1, got 0"),
+        (["forward", "{out}", "--width", "7"], "--width must be an integer >= 8, got 7"),
+        (["forward", "{out}", "--height", "2"], "--height must be an integer >= 8, got 2"),
+        (["forward", "{out}", "--patch-width", "2"], "--patch-width must be in (0, 2), got 2.0"),
+        (["blender", "{full}"], "is not empty; pass --overwrite to write into it"),
+        (["forward", "{full}"], "is not empty; pass --overwrite to write into it"),
     ],
 )
-def test_cli_bad_input_is_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], flag: str
-) -> None:
+def test_cli_bad_value_is_one_line_error(tmp_path: Path, args: list[str], message: str) -> None:
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("not ours")
     argv = [a.format(out=tmp_path / "new", full=full) for a in args]
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(InputError) as exc:
         main(argv)
-    assert exc.value.code not in (0, None)
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert flag in lines[0] and "error" in lines[0]
+    assert message in exc.value.message and "\n" not in str(exc.value)
     assert not (tmp_path / "new").exists()  # nothing written
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [(["blender", "{out}", "--size", "abc"], "--size"), (["forward", "{out}", "--bogus"], "--bogus"), (["blender"], "")],
+)
+def test_cli_usage_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], flag: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([a.format(out=tmp_path / "new") for a in args])
+    assert exc.value.code == 2
+    assert flag in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 def test_cli_bad_input_subprocess(tmp_path: Path) -> None:
     res = _cli("blender", str(tmp_path / "new"), "--size", "4")
-    assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == ["python -m mobiler2l_ns.scenes.synthetic: error: --size must be >= 8, got 4"]
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == ["mobiler2l: --size must be an integer >= 8, got 4"]
     assert not (tmp_path / "new").exists()
+
+
+# ------------------------------------------------------------------ tracer ---
+
+
+def test_tracer_matches_the_analytic_sphere() -> None:
+    """Coverage and shading of a unit sphere against closed forms: the silhouette is a disc of radius
+    ``f r / sqrt(D^2 - r^2)`` pixels; where the normal faces both camera and light the sRGB value is
+    ``albedo ** (1 / 2.2)`` (ambient + full Lambert = 1)."""
+    from mobiler2l_ns.geometry import homogeneous, look_at
+    from mobiler2l_ns.scenes.primitives import Scene, Sphere
+    from mobiler2l_ns.scenes.textures import checker3d
+    from mobiler2l_ns.scenes.tracer import render_view
+
+    albedo, distance, size, focal = 0.8, 5.0, 64, 40.0
+    scene = Scene((Sphere((0.0, 0.0, 0.0), 1.0, checker3d(10.0, (albedo,) * 3, (albedo,) * 3)),), (0.0, 0.0, 1.0))
+    c2w = homogeneous(look_at((0.0, 0.0, distance), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0)))
+    img = render_view(scene, c2w, size, size, focal, focal, size / 2, size / 2, np.random.default_rng(0), 4)
+    disc = math.pi * (focal / math.sqrt(distance**2 - 1.0)) ** 2
+    assert img[..., 3].sum() == pytest.approx(disc, rel=0.02)
+    assert img[0, 0, 3] == 0.0 and img[size // 2, size // 2, 3] == 1.0
+    np.testing.assert_allclose(img[size // 2, size // 2, :3], albedo ** (1 / 2.2), atol=2e-3)

@@ -25,18 +25,15 @@ import pytest
 import torch
 
 from mobiler2l_ns.export.graphs import ExportCamera
-from mobiler2l_ns.export.onnx_export import export_model, render_torch
-from mobiler2l_ns.export.runtime import (
-    OnnxLightField,
-    orbit_poses,
-    rotation_about,
-    to_normalised,
-    to_original,
-    to_uint8,
-)
-from mobiler2l_ns.web.camera import look_at, viewer_pose
+from mobiler2l_ns.export.onnx_export import export_model
+from mobiler2l_ns.export.runtime import OnnxLightField, orbit_poses
+from mobiler2l_ns.export.verify import render_torch
+from mobiler2l_ns.geometry import look_at, rotation_about, to_normalised, to_original
+from mobiler2l_ns.utils.io import to_uint8
 from mobiler2l_ns.web.browser import CHROMIUM, CHROMIUM_FLAGS
+from mobiler2l_ns.web.camera import viewer_pose
 from mobiler2l_ns.web.export_check import load_viewer_export
+from tests.helpers import psnr
 
 VIEW = Path(sys.executable).parent / "mobiler2l-view"
 HEIGHT, WIDTH = 40, 56  # ray grid 10 x 14 (x4 super-resolution): not square, to catch transposed axes
@@ -50,8 +47,7 @@ pytestmark = [
 
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    return psnr(a, b, data_range=255.0)
 
 
 def look_at_centre(azimuth: float, elevation: float, distance: float) -> np.ndarray:
@@ -59,11 +55,7 @@ def look_at_centre(azimuth: float, elevation: float, distance: float) -> np.ndar
     eye = distance * np.array(
         [math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)]
     )
-    back = eye / np.linalg.norm(eye)
-    right = np.cross([0.0, 0.0, 1.0], back)
-    right /= np.linalg.norm(right)
-    up = np.cross(back, right)
-    return np.stack([right, up, back, eye], axis=1)
+    return look_at(eye, [0.0, 0.0, 0.0], [0.0, 0.0, 1.0])
 
 
 def random_student_export(out: Path, embedder: str = "pe", tail_gain: Optional[float] = 30.0) -> Path:
@@ -208,10 +200,16 @@ def test_canvas_matches_python_runtime(page, field: OnnxLightField) -> None:
     original = to_original(field.orbit(5)[2], dp["transform"], dp["scale"])
     render_in_page(page, original, originalCoords=True)
     assert psnr_uint8(canvas_pixels(page), to_uint8(field.render(original, original_coords=True))) >= 40.0
-    # frame time: in window.mobiler2l and in the page
-    assert page.evaluate("mobiler2l.lastFrameMs") > 0
-    readout = page.inner_text("#frame-ms")
-    assert float(readout.split(" ms/frame")[0]) > 0, readout
+    # frame time: in window.mobiler2l (total = the sum of its stages) and in the page
+    stages = page.evaluate("mobiler2l.lastStageMs")
+    total = page.evaluate("mobiler2l.lastFrameMs")
+    assert total == stages["ms"] > 0 and stages["model"] > 0
+    assert sum(stages[k] for k in ("sampler", "embedder", "model", "draw")) == pytest.approx(total, abs=1e-6)
+    readout = page.inner_text("#frame-ms")  # "12.3 ms/frame (model 9.8 ms) · full · wasm, 1 thread(s)"
+    shown_total, rest = readout.split(" ms/frame (model ", 1)
+    assert abs(float(shown_total) - total) <= 0.05 + 1e-9, readout
+    assert abs(float(rest.split(" ms)")[0]) - stages["model"]) <= 0.05 + 1e-9, readout
+    assert readout.endswith("full \u00b7 wasm, 1 thread(s)"), readout
 
 
 def test_reduced_resolution_is_every_fth_ray(page, field: OnnxLightField, export_dir: Path) -> None:
@@ -236,7 +234,7 @@ def test_reduced_resolution_is_every_fth_ray(page, field: OnnxLightField, export
 
 
 def test_js_pose_math_matches_python(page, field: OnnxLightField) -> None:
-    """camera.js is a port of runtime.py / web/camera.py: same numbers (float64)."""
+    """camera.js is a port of geometry.py, runtime.py and web/camera.py: same numbers (float64)."""
     meta = field.metadata
     reference, orbit = field.reference_pose, meta["orbit"]
     for a, b, zoom in ((0.0, 0.0, 1.0), (0.7, -0.4, 1.3), (-2.5, 0.9, 0.4)):

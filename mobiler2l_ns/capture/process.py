@@ -4,6 +4,8 @@
 
     mobiler2l-process SRC OUT [--num-frames-target 150] [--matching exhaustive] [ns-process-data flags ...]
 
+(the ns-process-data flags come after ``SRC OUT``; they are passed on unchanged).
+
 ``SRC`` is a folder of images or a video file. ``ns-process-data images|video`` runs with COLMAP's
 CPU SIFT (``--no-gpu``; pass ``--gpu`` among the extra flags for a CUDA build of COLMAP) into a
 hidden sibling folder ``.OUT.partial-XXXX`` that is renamed to ``OUT`` only when COLMAP registered
@@ -22,13 +24,18 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Annotated, List, Literal, Optional, Sequence, Tuple, get_args
 
+import tyro
+
+from mobiler2l_ns.utils.cli import parse_cli
 from mobiler2l_ns.utils.data_checks import PHOTO_SUFFIXES, list_photos
-from mobiler2l_ns.utils.errors import BadInputArgumentParser, InputError
+from mobiler2l_ns.utils.errors import InputError
 
-MATCHING_METHODS = ("exhaustive", "sequential", "vocab_tree")
+Matching = Literal["exhaustive", "sequential", "vocab_tree"]
+MATCHING_METHODS = get_args(Matching)
 
 MIN_REGISTERED_IMAGES = 10
 """COLMAP must register at least this many images ..."""
@@ -237,22 +244,38 @@ def process_capture(
     return dst
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+PROG = "mobiler2l-process"
+DESCRIPTION = (
+    "Photos (a folder) or a video -> nerfstudio-data folder (ns-process-data with COLMAP on CPU). "
+    "Unknown flags (after SRC OUT) are passed on to ns-process-data."
+)
+
+
+@dataclass
+class Process:
     """``mobiler2l-process SRC OUT [--num-frames-target N] [--matching M] [ns-process-data flags ...]``."""
-    parser = BadInputArgumentParser(
-        prog="mobiler2l-process",
-        description="Photos (a folder) or a video -> nerfstudio-data folder (ns-process-data with COLMAP on CPU). "
-        "Unknown flags are passed on to ns-process-data.",
-    )
-    parser.add_argument("src", type=Path, metavar="SRC", help="folder of images, or a video file")
-    parser.add_argument("out", type=Path, metavar="OUT", help="output folder (must not exist yet, or be empty)")
-    parser.add_argument("--num-frames-target", type=int, default=150, help="frames to extract from a video")
-    parser.add_argument("--matching", choices=MATCHING_METHODS, default="exhaustive", help="COLMAP feature matching")
-    args, extra = parser.parse_known_args(argv)
-    process_capture(
-        args.src, args.out, num_frames_target=args.num_frames_target, matching=args.matching, extra_args=extra
-    )
-    return 0
+
+    src: tyro.conf.Positional[Annotated[Path, tyro.conf.arg(metavar="SRC")]]
+    """Folder of images, or a video file."""
+    out: tyro.conf.Positional[Annotated[Path, tyro.conf.arg(metavar="OUT")]]
+    """Output folder (must not exist yet, or be empty)."""
+    num_frames_target: int = 150
+    """Frames to extract from a video."""
+    matching: Matching = "exhaustive"
+    """COLMAP feature matching."""
+
+    def main(self, extra_args: Sequence[str] = ()) -> int:
+        """Run :func:`process_capture`; ``extra_args`` go to ns-process-data."""
+        process_capture(
+            self.src, self.out, num_frames_target=self.num_frames_target, matching=self.matching, extra_args=extra_args
+        )
+        return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """CLI entry point; usage errors exit 1, as bad input does."""
+    command, extra = parse_cli(Process, argv, PROG, DESCRIPTION, usage_exit_status=1, return_unknown_args=True)
+    return command.main(extra)
 
 
 def entrypoint() -> None:

@@ -1,17 +1,18 @@
-"""Presenting a :class:`~mobiler2l_ns.capture.check.CaptureReport`: rich table, camera plot, JSON."""
+"""Presenting a :class:`~mobiler2l_ns.capture.findings.CaptureReport`: rich table, camera plot, JSON."""
 
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
 
-from mobiler2l_ns.capture.check import CaptureReport, azimuths_elevations, largest_azimuth_gap
-from mobiler2l_ns.scenes.synthetic import atomic_write_bytes
+from mobiler2l_ns.capture.cameras import azimuths_elevations, largest_azimuth_gap
+from mobiler2l_ns.capture.findings import CaptureReport
+from mobiler2l_ns.geometry import perpendicular_basis
+from mobiler2l_ns.utils.io import write_atomic, write_json_atomic
 
 
 def _number(value: float) -> Optional[float]:
@@ -43,7 +44,7 @@ def report_dict(report: CaptureReport) -> Dict[str, Any]:
 
 def write_report_json(report: CaptureReport, path: Path) -> None:
     """Write :func:`report_dict` to ``path`` atomically (temp file in the same folder, then rename)."""
-    atomic_write_bytes(Path(path), (json.dumps(report_dict(report), indent=2) + "\n").encode("utf-8"))
+    write_json_atomic(path, report_dict(report))
 
 
 def print_report(report: CaptureReport, console=None) -> None:
@@ -84,7 +85,7 @@ def plot_report(report: CaptureReport, path: Path) -> None:
     from matplotlib.figure import Figure
 
     cams = report.cameras
-    e1, e2 = cams.basis()
+    e1, e2 = perpendicular_basis(cams.up)
     offsets = cams.centres - cams.centre
     x, y, z = offsets @ e1, offsets @ e2, offsets @ cams.up
     dx, dy, dz = cams.directions @ e1, cams.directions @ e2, cams.directions @ cams.up
@@ -143,4 +144,4 @@ def plot_report(report: CaptureReport, path: Path) -> None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    write_atomic(path, buffer.getvalue())

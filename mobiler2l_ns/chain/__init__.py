@@ -1,6 +1,13 @@
-"""The whole chain, capture -> teacher -> student -> ONNX -> previews, as resumable stages."""
+"""The whole chain, capture -> teacher -> student -> ONNX -> previews, as resumable stages.
 
-from mobiler2l_ns.chain.presets import PRESETS, ChainPreset
-from mobiler2l_ns.chain.stages import Chain, Decision, StageError, StageRecord
+:mod:`~mobiler2l_ns.chain.chain` plans and runs the stages of one scene; each stage is a
+:class:`~mobiler2l_ns.chain.stage_base.Stage` (:mod:`~mobiler2l_ns.chain.training` for the ``ns-train``
+stages, :mod:`~mobiler2l_ns.chain.steps` for the others) in the folder of :mod:`~mobiler2l_ns.chain.layout`.
+The named presets live with the rest of the wiring, in :mod:`mobiler2l_ns.methods.presets`.
+"""
 
-__all__ = ["PRESETS", "Chain", "ChainPreset", "Decision", "StageError", "StageRecord"]
+from mobiler2l_ns.chain.chain import Chain
+from mobiler2l_ns.chain.presets import ChainPreset
+from mobiler2l_ns.chain.stage_base import Decision, Stage, StageError, StageRecord
+
+__all__ = ["Chain", "ChainPreset", "Decision", "Stage", "StageError", "StageRecord"]

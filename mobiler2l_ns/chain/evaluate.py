@@ -15,11 +15,11 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mobiler2l_ns.distill.teacher import load_teacher_pipeline
+from mobiler2l_ns.utils.io import write_png
 from mobiler2l_ns.utils.metrics import ImageMetrics
+from mobiler2l_ns.utils.runs import load_pipeline
 
 
 def spaced_indices(total: int, views: Optional[int]) -> List[int]:
@@ -27,13 +27,6 @@ def spaced_indices(total: int, views: Optional[int]) -> List[int]:
     if views is None or views >= total:
         return list(range(total))
     return sorted({int(round(i * (total - 1) / max(views - 1, 1))) for i in range(views)})
-
-
-def save_png(image: torch.Tensor, path: Path) -> None:
-    """``[H, W, 3]`` in [0, 1] -> 8-bit PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    array = (image.detach().clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
-    Image.fromarray(array).save(path)
 
 
 def evaluate_run(
@@ -45,7 +38,7 @@ def evaluate_run(
     metric keys hold means over the views, ``seconds_per_view`` the median render time.
     """
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    pipeline = load_teacher_pipeline(config, device, test_mode="test")
+    pipeline, _, _ = load_pipeline(config, device, test_mode="test")
     dataset = pipeline.datamanager.eval_dataset
     indices = spaced_indices(len(dataset), views)
     metrics = ImageMetrics()
@@ -70,9 +63,9 @@ def evaluate_run(
             rgb = outputs["rgb"]
             per_view.append(metrics(rgb, gt))
             if renders is not None:
-                save_png(rgb, renders / "test" / "rgb" / f"{index:05d}.png")
+                write_png(renders / "test" / "rgb" / f"{index:05d}.png", rgb.cpu().numpy())
                 if save_gt:
-                    save_png(gt, renders / "test" / "gt-rgb" / f"{index:05d}.png")
+                    write_png(renders / "test" / "gt-rgb" / f"{index:05d}.png", gt.cpu().numpy())
             progress.advance(task)
     result: Dict[str, object] = {
         key: float(np.mean([m[key] for m in per_view])) for key in per_view[0] if all(key in m for m in per_view)

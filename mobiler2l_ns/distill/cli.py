@@ -3,8 +3,9 @@
 ::
 
     mobiler2l-pseudo generate --teacher-config RUN/config.yml --count 10000 --cache DIR
-        [--seed 0] [--scene-type auto|360|forward] [--bbox-scale 1.1] [--shard-size 64]
-        [--encoding png|fp16] [--regenerate-corrupt] [--device cuda:0] [--no-progress]
+        [--seed 0] [--scene-type auto|360|forward] [--bbox-scale 1.1] [--patch-size H W]
+        [--patch-alignment 1] [--shard-size 64] [--encoding png|fp16] [--regenerate-corrupt]
+        [--device cuda:0] [--no-progress]
     mobiler2l-pseudo check DIR [--teacher-config RUN/config.yml]
 
 ``generate`` samples poses around the teacher's training cameras, keeps every valid shard already
@@ -15,53 +16,28 @@ A student trained with ``--pipeline.datamanager.teacher-config RUN/config.yml
 
 ``check`` verifies the manifest and every shard's checksum and names each missing, truncated,
 corrupt or foreign shard; it exits with status 1 unless the cache is complete and valid.
+Flags are tyro dataclass fields (:class:`Generate`, :class:`Check`), as nerfstudio's ``ns-*`` tools.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence, Tuple, Union
 
 import torch
+import tyro
+from typing_extensions import Annotated
 
-from mobiler2l_ns.utils.errors import InputError, OneLineArgumentParser
+from mobiler2l_ns.utils.cli import run_cli
+from mobiler2l_ns.utils.errors import InputError
 
+PROG = "mobiler2l-pseudo"
 EQUIVALENT_PIXELS = 800 * 800
 ORIGINAL_BYTES_PER_VIEW = 800 * 800 * 3 * 4  # R2L / MobileR2L: float32 .npy per 800x800 view
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineArgumentParser(prog="mobiler2l-pseudo", description="Pseudo views of a MobileR2L teacher.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
-    gen = commands.add_parser("generate", help="render a pseudo-view cache (resumes an interrupted one)")
-    gen.add_argument("--teacher-config", type=Path, required=True, help="the teacher run's config.yml")
-    gen.add_argument("--count", type=int, default=10_000, help="number of pseudo views (paper: 10k)")
-    gen.add_argument("--cache", type=Path, required=True, help="cache folder")
-    gen.add_argument("--seed", type=int, default=0, help="pose seed")
-    gen.add_argument("--scene-type", choices=("auto", "360", "forward"), default="auto")
-    gen.add_argument("--bbox-scale", type=float, default=1.1, help="forward-facing box enlargement")
-    gen.add_argument(
-        "--patch-size",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("H", "W"),
-        help="render random H x W windows of the sampled cameras instead of whole views",
-    )
-    gen.add_argument("--patch-alignment", type=int, default=1, help="patch offsets are multiples of this")
-    gen.add_argument("--shard-size", type=int, default=64, help="views per shard")
-    gen.add_argument("--encoding", choices=("png", "fp16"), default="png")
-    gen.add_argument("--regenerate-corrupt", action="store_true", help="re-render truncated / corrupt shards")
-    gen.add_argument("--device", default=None, help="render device (default: cuda[:LOCAL_RANK] if available)")
-    gen.add_argument("--no-progress", action="store_true", help="no progress bar")
-    chk = commands.add_parser("check", help="verify a cache; exit status 1 unless complete and valid")
-    chk.add_argument("cache", type=Path)
-    chk.add_argument("--teacher-config", type=Path, default=None, help="also require this teacher")
-    return parser
 
 
 def distributed_rank_world() -> tuple:
@@ -89,116 +65,162 @@ def bytes_summary(total_bytes: int, views: int, pixels_per_view: int) -> str:
     )
 
 
-def generate(args: argparse.Namespace) -> int:
-    from mobiler2l_ns.distill.cache import (  # pylint: disable=import-outside-toplevel
-        MANIFEST,
-        CacheSpec,
-        PseudoCache,
-        owned_shards,
-        read_manifest,
-        refuse_other_teacher,
-    )
-    from mobiler2l_ns.distill.generator import PseudoViewGenerator, plan_shards  # pylint: disable=import-outside-toplevel
-    from mobiler2l_ns.distill.poses import PoseConfig, TrainingRig, pose_fingerprint, sample_poses  # pylint: disable=import-outside-toplevel
-    from mobiler2l_ns.distill.teacher import TeacherRun  # pylint: disable=import-outside-toplevel
-    from nerfstudio.utils.rich_utils import CONSOLE  # pylint: disable=import-outside-toplevel
+@dataclass
+class Generate:
+    """Render a pseudo-view cache (resumes an interrupted one)."""
 
-    patch = tuple(args.patch_size) if args.patch_size is not None else None
-    pose_config = PoseConfig(args.count, args.seed, args.scene_type, args.bbox_scale, patch, args.patch_alignment)
-    try:
-        pose_config.validate()
-    except ValueError as err:
-        raise InputError(str(err)) from None
-    if args.shard_size < 1:
-        raise InputError(f"--shard-size must be >= 1, got {args.shard_size}")
-    rank, world, local_rank = distributed_rank_world()
-    device = args.device or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    run = TeacherRun.from_config(args.teacher_config)
-    if (args.cache / MANIFEST).is_file():  # refuse another teacher's cache before loading this one
-        refuse_other_teacher(args.cache, read_manifest(args.cache), run.teacher_id)
-    teacher = run.load(device)
-    rig = TrainingRig.from_cameras(teacher.train_cameras)
-    spec = CacheSpec(run.teacher_id, pose_fingerprint(rig, pose_config), args.shard_size, args.encoding, run.describe())
-    cache = PseudoCache(args.cache, spec)
-    cache.open()
-    own = owned_shards(spec.num_shards, rank, world)
-    plan = plan_shards(cache, own, args.regenerate_corrupt)
-    CONSOLE.print(
-        f"[bold]{cache.root}[/bold]: {spec.count} views in {spec.num_shards} shards; rank {rank}/{world} keeps "
-        f"{len(plan.valid)} of its {len(own)} shards, renders {len(plan.to_render)}"
-        + (f" (re-rendering {', '.join(e.name for e in plan.unusable.values())})" if plan.unusable else "")
-    )
-    c2w, intrinsics = sample_poses(rig, pose_config)
-    generator = PseudoViewGenerator(
-        cache, c2w, intrinsics, like=teacher.train_cameras, show_progress=not args.no_progress and rank == 0
-    )
-    started = time.perf_counter()
-    try:
-        generator.render_shards(teacher, plan.to_render)
-    except KeyboardInterrupt:
-        done = sum(1 for error in cache.check(own).values() if error is None)
-        print(
-            f"mobiler2l-pseudo: interrupted with {done}/{len(own)} shards done; run the same command to resume",
-            file=sys.stderr,
+    teacher_config: Path
+    """The teacher run's config.yml."""
+    cache: Path
+    """Cache folder."""
+    count: int = 10_000
+    """Number of pseudo views (paper: 10k)."""
+    seed: int = 0
+    """Pose seed."""
+    scene_type: Literal["auto", "360", "forward"] = "auto"
+    """Pose layout: shell around the centre (360), training boxes (forward), or auto from the cameras."""
+    bbox_scale: float = 1.1
+    """Forward-facing box enlargement."""
+    patch_size: Optional[Tuple[int, int]] = None
+    """H W: render random H x W windows of the sampled cameras instead of whole views."""
+    patch_alignment: int = 1
+    """Patch offsets are multiples of this."""
+    shard_size: int = 64
+    """Views per shard."""
+    encoding: Literal["png", "fp16"] = "png"
+    """Stored images: lossless uint8 PNG, or float16 (byte planes + zlib)."""
+    regenerate_corrupt: bool = False
+    """Re-render truncated / corrupt shards."""
+    device: Optional[str] = None
+    """Render device (default: cuda[:LOCAL_RANK] if available)."""
+    progress: bool = True
+    """Show a progress bar (--no-progress: none)."""
+
+    def main(self) -> int:
+        from mobiler2l_ns.distill.cache import (  # pylint: disable=import-outside-toplevel
+            MANIFEST,
+            CacheSpec,
+            PseudoCache,
+            owned_shards,
+            read_manifest,
+            refuse_other_teacher,
         )
-        return 130
-    seconds = time.perf_counter() - started
-    if world > 1:
-        torch.distributed.barrier()
-    if generator.views_rendered:
+        from mobiler2l_ns.distill.generator import PseudoViewGenerator, plan_shards  # pylint: disable=import-outside-toplevel
+        from mobiler2l_ns.distill.poses import PoseConfig, TrainingRig, pose_fingerprint, sample_poses  # pylint: disable=import-outside-toplevel
+        from mobiler2l_ns.distill.teacher import TeacherRun  # pylint: disable=import-outside-toplevel
+        from nerfstudio.utils.rich_utils import CONSOLE  # pylint: disable=import-outside-toplevel
+
+        patch = tuple(self.patch_size) if self.patch_size is not None else None
+        pose_config = PoseConfig(self.count, self.seed, self.scene_type, self.bbox_scale, patch, self.patch_alignment)
+        try:
+            pose_config.validate()
+        except ValueError as err:
+            raise InputError(str(err)) from None
+        if self.shard_size < 1:
+            raise InputError(f"--shard-size must be >= 1, got {self.shard_size}")
+        rank, world, local_rank = distributed_rank_world()
+        device = self.device or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+        run = TeacherRun.from_config(self.teacher_config)
+        if (self.cache / MANIFEST).is_file():  # refuse another teacher's cache before loading this one
+            refuse_other_teacher(self.cache, read_manifest(self.cache), run.teacher_id)
+        teacher = run.load(device)
+        rig = TrainingRig.from_cameras(teacher.train_cameras)
+        spec = CacheSpec(
+            run.teacher_id, pose_fingerprint(rig, pose_config), self.shard_size, self.encoding, run.describe()
+        )
+        cache = PseudoCache(self.cache, spec)
+        cache.open()
+        own = owned_shards(spec.num_shards, rank, world)
+        plan = plan_shards(cache, own, self.regenerate_corrupt)
         CONSOLE.print(
-            f"Rendered {generator.views_rendered} views in {seconds:.1f} s "
-            f"({generator.views_rendered / max(seconds, 1e-9):.2f} views/s) on {device}"
+            f"[bold]{cache.root}[/bold]: {spec.count} views in {spec.num_shards} shards; rank {rank}/{world} keeps "
+            f"{len(plan.valid)} of its {len(own)} shards, renders {len(plan.to_render)}"
+            + (f" (re-rendering {', '.join(e.name for e in plan.unusable.values())})" if plan.unusable else "")
         )
-    if rank == 0:
-        total, views = cache.existing_bytes()
-        pixels = int(intrinsics[0, 4] * intrinsics[0, 5])
-        CONSOLE.print(f"{cache.root}: {views}/{spec.count} views on disk, {bytes_summary(total, views, pixels)}")
-    return 0
-
-
-def check(args: argparse.Namespace) -> int:
-    from mobiler2l_ns.distill.cache import PseudoCache, read_manifest, spec_from_manifest  # pylint: disable=import-outside-toplevel
-    from mobiler2l_ns.distill.teacher import TeacherRun  # pylint: disable=import-outside-toplevel
-
-    manifest = read_manifest(args.cache)
-    spec = spec_from_manifest(manifest)
-    if args.teacher_config is not None:
-        run = TeacherRun.from_config(args.teacher_config)
-        if run.teacher_id != spec.teacher_id:
-            raise InputError(
-                f"pseudo cache {args.cache} was rendered by teacher {spec.teacher_id}, not by "
-                f"{args.teacher_config} ({run.teacher_id})"
+        c2w, intrinsics = sample_poses(rig, pose_config)
+        generator = PseudoViewGenerator(
+            cache, c2w, intrinsics, like=teacher.train_cameras, show_progress=self.progress and rank == 0
+        )
+        started = time.perf_counter()
+        try:
+            generator.render_shards(teacher, plan.to_render)
+        except KeyboardInterrupt:
+            done = sum(1 for error in cache.check(own).values() if error is None)
+            print(
+                f"mobiler2l-pseudo: interrupted with {done}/{len(own)} shards done; run the same command to resume",
+                file=sys.stderr,
             )
-    cache = PseudoCache(args.cache, spec)
-    results = cache.check(range(spec.num_shards))
-    problems = [err for err in results.values() if err is not None]
-    for err in problems:
-        print(f"{args.cache}: {err}")
-    valid = [k for k, err in results.items() if err is None]
-    views = sum(cache.spec.shard_range(k)[1] - cache.spec.shard_range(k)[0] for k in valid)
-    total = sum(cache.shard_path(k).stat().st_size for k in valid)
-    kinds = {}
-    for err in problems:
-        kinds[err.kind] = kinds.get(err.kind, 0) + 1
-    status = "complete" if not problems else ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
-    pixels = 0
-    if valid:
-        intrinsics = cache.load(valid[0]).intrinsics
-        pixels = int(intrinsics[0, 4] * intrinsics[0, 5])
-    print(
-        f"{args.cache}: {len(valid)}/{spec.num_shards} shards valid ({views}/{spec.count} views), {status}; "
-        f"teacher {spec.teacher_id}, poses {spec.pose_hash}; "
-        + (bytes_summary(total, views, pixels) if views else "no views")
-    )
-    return 0 if not problems else 1
+            return 130
+        seconds = time.perf_counter() - started
+        if world > 1:
+            torch.distributed.barrier()
+        if generator.views_rendered:
+            CONSOLE.print(
+                f"Rendered {generator.views_rendered} views in {seconds:.1f} s "
+                f"({generator.views_rendered / max(seconds, 1e-9):.2f} views/s) on {device}"
+            )
+        if rank == 0:
+            total, views = cache.existing_bytes()
+            pixels = int(intrinsics[0, 4] * intrinsics[0, 5])
+            CONSOLE.print(f"{cache.root}: {views}/{spec.count} views on disk, {bytes_summary(total, views, pixels)}")
+        return 0
+
+
+@dataclass
+class Check:
+    """Verify a cache; exit status 1 unless it is complete and valid."""
+
+    cache: tyro.conf.Positional[Path]
+    """Cache folder."""
+    teacher_config: Optional[Path] = None
+    """Also require this teacher (its run's config.yml)."""
+
+    def main(self) -> int:
+        from mobiler2l_ns.distill.cache import PseudoCache, read_manifest, spec_from_manifest  # pylint: disable=import-outside-toplevel
+        from mobiler2l_ns.distill.teacher import TeacherRun  # pylint: disable=import-outside-toplevel
+
+        manifest = read_manifest(self.cache)
+        spec = spec_from_manifest(manifest)
+        if self.teacher_config is not None:
+            run = TeacherRun.from_config(self.teacher_config)
+            if run.teacher_id != spec.teacher_id:
+                raise InputError(
+                    f"pseudo cache {self.cache} was rendered by teacher {spec.teacher_id}, not by "
+                    f"{self.teacher_config} ({run.teacher_id})"
+                )
+        cache = PseudoCache(self.cache, spec)
+        results = cache.check(range(spec.num_shards))
+        problems = [err for err in results.values() if err is not None]
+        for err in problems:
+            print(f"{self.cache}: {err}")
+        valid = [k for k, err in results.items() if err is None]
+        views = sum(cache.spec.shard_range(k)[1] - cache.spec.shard_range(k)[0] for k in valid)
+        total = sum(cache.shard_path(k).stat().st_size for k in valid)
+        kinds = {}
+        for err in problems:
+            kinds[err.kind] = kinds.get(err.kind, 0) + 1
+        status = "complete" if not problems else ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        pixels = 0
+        if valid:
+            intrinsics = cache.load(valid[0]).intrinsics
+            pixels = int(intrinsics[0, 4] * intrinsics[0, 5])
+        print(
+            f"{self.cache}: {len(valid)}/{spec.num_shards} shards valid ({views}/{spec.count} views), {status}; "
+            f"teacher {spec.teacher_id}, poses {spec.pose_hash}; "
+            + (bytes_summary(total, views, pixels) if views else "no views")
+        )
+        return 0 if not problems else 1
+
+
+Command = Union[
+    Annotated[Generate, tyro.conf.subcommand("generate")],
+    Annotated[Check, tyro.conf.subcommand("check")],
+]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "generate":
-        return generate(args)
-    return check(args)
+    """``mobiler2l-pseudo generate | check``; returns the exit status."""
+    return run_cli(Command, argv, prog=PROG, description="Pseudo views of a MobileR2L teacher.")
 
 
 def entrypoint() -> None:

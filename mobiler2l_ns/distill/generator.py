@@ -22,8 +22,9 @@ from nerfstudio.utils.rich_utils import CONSOLE, ItersPerSecColumn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor
 
-from mobiler2l_ns.distill.cache import PseudoCache, ShardError, ShardViews, shard_problems_message, to_storage
+from mobiler2l_ns.distill.cache import PseudoCache, shard_problems_message
 from mobiler2l_ns.distill.poses import make_cameras
+from mobiler2l_ns.distill.shards import ShardError, ShardViews, to_storage
 from mobiler2l_ns.distill.teacher import Teacher
 from mobiler2l_ns.utils.errors import InputError
 

@@ -16,7 +16,7 @@ Intrinsics (fx, fy, cx, cy, width, height) are those of a training camera drawn 
 View ``i`` depends only on ``(seed, i)`` and the training cameras (``numpy.random.default_rng
 ([seed, i])``), so any subset of views (a shard, a rank's share) is reproducible on its own.
 Cameras follow nerfstudio: OpenGL camera-to-world matrices (the camera looks down -Z) in the
-dataparser's world frame.
+dataparser's world frame, built by :func:`mobiler2l_ns.geometry.look_along`.
 """
 
 from __future__ import annotations
@@ -34,11 +34,9 @@ from nerfstudio.cameras.cameras import Cameras, CameraType
 from numpy.typing import NDArray
 from torch import Tensor
 
-SceneType = Literal["auto", "360", "forward"]
+from mobiler2l_ns.geometry import detect_layout, focus_point, look_along, mean_up, perpendicular_basis, unit
 
-FORWARD_MAX_ANGLE_DEG = 60.0
-"""``auto``: a capture is forward-facing when every training view direction lies within this angle
-of the mean view direction."""
+SceneType = Literal["auto", "360", "forward"]
 
 MAX_ELEVATION_DEG = 89.0
 """360 elevations are clipped to +-this (a look-at camera is undefined straight above the centre)."""
@@ -132,45 +130,23 @@ class TrainingRig:
     @property
     def view_directions(self) -> NDArray[np.float64]:
         """[N, 3] unit forward (-Z) axes."""
-        return _unit(-self.c2w[:, :, 2])
+        return unit(-self.c2w[:, :, 2])
 
     @property
     def up(self) -> NDArray[np.float64]:
         """Normalised mean of the cameras' up (+Y) axes; +Z when they cancel out."""
-        mean = _unit(self.c2w[:, :, 1]).mean(axis=0)
-        norm = float(np.linalg.norm(mean))
-        return mean / norm if norm > 1e-6 else np.array([0.0, 0.0, 1.0])
-
-
-def _unit(v: NDArray[np.float64]) -> NDArray[np.float64]:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True).clip(min=1e-12)
+        return mean_up(self.c2w)
 
 
 def detect_scene_type(rig: TrainingRig) -> Literal["360", "forward"]:
-    """'forward' when all view directions are within FORWARD_MAX_ANGLE_DEG of their mean, else '360'."""
-    dirs = rig.view_directions
-    mean = dirs.mean(axis=0)
-    if float(np.linalg.norm(mean)) < 1e-6:
-        return "360"
-    cosines = dirs @ (mean / np.linalg.norm(mean))
-    return "forward" if float(cosines.min()) >= math.cos(math.radians(FORWARD_MAX_ANGLE_DEG)) else "360"
-
-
-def focus_point(rig: TrainingRig) -> NDArray[np.float64]:
-    """Least-squares point nearest to every training optical axis (the origin when the axes are
-    nearly parallel and no such point is defined)."""
-    dirs = rig.view_directions
-    projectors = np.eye(3)[None] - dirs[:, :, None] * dirs[:, None, :]  # I - d d^T
-    a = projectors.sum(axis=0)
-    b = (projectors @ rig.centres[:, :, None]).sum(axis=0)[:, 0]
-    if np.linalg.cond(a) > 1e6:
-        return np.zeros(3)
-    return np.linalg.solve(a, b)
+    """'forward' when all view directions are within :data:`~mobiler2l_ns.geometry.FORWARD_MAX_ANGLE_DEG` of their
+    mean, else '360'."""
+    return detect_layout(rig.view_directions)
 
 
 def shell_stats(rig: TrainingRig) -> ShellStats:
     """Centre, up, radius range and elevations of a 360 capture."""
-    centre = focus_point(rig)
+    centre = focus_point(rig.centres, rig.view_directions)
     up = rig.up
     offsets = rig.centres - centre
     radii = np.linalg.norm(offsets, axis=-1)
@@ -198,27 +174,6 @@ def forward_stats(rig: TrainingRig, bbox_scale: float) -> ForwardStats:
     )
 
 
-def look_at_c2w(
-    position: NDArray[np.float64], forward: NDArray[np.float64], up: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """[3, 4] OpenGL camera-to-world at ``position`` looking along ``forward`` with no roll about ``up``."""
-    forward = forward / np.linalg.norm(forward)
-    right = np.cross(forward, up)
-    if float(np.linalg.norm(right)) < 1e-6:  # looking along up: any right vector will do
-        helper = np.array([1.0, 0.0, 0.0]) if abs(forward[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-        right = np.cross(forward, helper)
-    right = right / np.linalg.norm(right)
-    cam_up = np.cross(right, forward)
-    return np.stack([right, cam_up, -forward, position], axis=1)
-
-
-def _perpendicular_basis(up: NDArray[np.float64]) -> Tuple[NDArray[np.float64], NDArray[np.float64]]:
-    helper = np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    e1 = np.cross(up, helper)
-    e1 = e1 / np.linalg.norm(e1)
-    return e1, np.cross(up, e1)
-
-
 def _sample_360(stats: ShellStats, rng: np.random.Generator) -> NDArray[np.float64]:
     elevations = stats.elevations
     n = elevations.shape[0]
@@ -230,10 +185,10 @@ def _sample_360(stats: ShellStats, rng: np.random.Generator) -> NDArray[np.float
     azimuth = float(rng.uniform(0.0, 2.0 * math.pi))
     r_min, r_max = stats.radius_range
     radius = float(rng.uniform(r_min, r_max))
-    e1, e2 = _perpendicular_basis(stats.up)
+    e1, e2 = perpendicular_basis(stats.up)
     direction = math.cos(elevation) * (math.cos(azimuth) * e1 + math.sin(azimuth) * e2) + math.sin(elevation) * stats.up
     position = stats.centre + radius * direction
-    return look_at_c2w(position, stats.centre - position, stats.up)
+    return look_along(position, stats.centre - position, stats.up)
 
 
 def _sample_forward(stats: ForwardStats, rng: np.random.Generator) -> NDArray[np.float64]:
@@ -242,14 +197,14 @@ def _sample_forward(stats: ForwardStats, rng: np.random.Generator) -> NDArray[np
     d_lo, d_hi = stats.direction_box
     direction = None
     for _ in range(16):  # rejection: normalised samples that stay in the box
-        candidates = _unit(d_lo + (d_hi - d_lo) * rng.random((64, 3)))
+        candidates = unit(d_lo + (d_hi - d_lo) * rng.random((64, 3)))
         inside = np.all((candidates >= d_lo - 1e-9) & (candidates <= d_hi + 1e-9), axis=-1)
         if inside.any():
             direction = candidates[int(np.argmax(inside))]
             break
     if direction is None:  # a degenerate (flat) box: a training direction is always inside
         direction = stats.directions[rng.integers(stats.directions.shape[0])]
-    return look_at_c2w(position, direction, stats.up)
+    return look_along(position, direction, stats.up)
 
 
 def resolve_scene_type(rig: TrainingRig, scene_type: SceneType) -> Literal["360", "forward"]:

@@ -16,13 +16,16 @@ embedder  ``points [h, w, K, 3]``                ``encoding [1, C, h, w]`` (NCHW
                                                  channel order of ``student/embedder.py``)
 model     ``encoding [1, C, h, w]``              ``image [1, 3, H, W]`` (NCHW, RGB in [0, 1])
 ========  =====================================  ===========================================
+
+:func:`sampling_settings` reads the sampling mode and its constants off a model (they go into
+``metadata.json`` too); :func:`build_graphs` makes the sampler and embedder modules from them.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal, Optional, Tuple
+from typing import Any, Dict, Literal, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -207,3 +210,48 @@ def replace_gelu(module: nn.Module, factory) -> int:
 def count_gelu(module: nn.Module) -> int:
     """Number of ``nn.GELU`` modules below ``module``."""
     return sum(isinstance(m, nn.GELU) for m in module.modules())
+
+
+def sampling_settings(model: Any, camera: ExportCamera) -> Dict[str, Any]:
+    """Sampling mode and its constants (JSON values), exactly as :meth:`MobileR2LModel.render` uses them."""
+    cfg = model.config
+    if cfg.use_ndc:
+        # the model fixes its NDC frustum from the first camera it renders when the checkpoint has none
+        fx, fy = torch.tensor(camera.fx), torch.tensor(camera.fy)
+        ax, ay = model.ndc_frustum_scale(fx, fy, camera.width, camera.height)
+        return {"mode": "ndc", "ndc_scale": [ax, ay], "ndc_near_plane": float(cfg.ndc_near_plane)}
+    if cfg.ray_box:
+        box = {"aabb": model.sample_aabb.detach().float().cpu().tolist(), "min_near": float(cfg.min_near)}
+        if model.uses_occupancy():
+            return {"mode": "occupancy", **box, "occupancy_shape": list(model.occupancy.shape),
+                    "occupancy_aabb": model.occupancy_aabb.detach().float().cpu().tolist(),
+                    "occupancy_steps": int(cfg.occupancy_steps)}  # fmt: skip
+        return {"mode": "ray_box", **box}
+    fixed = model.fixed_near_far()  # config values, or derived from the data (near_far_from_data)
+    if fixed is not None:
+        return {"mode": "fixed", "near": float(fixed[0]), "far": float(fixed[1])}
+    aabb = model.scene_box.aabb.detach().float().cpu()
+    return {"mode": "scene_box", "aabb": aabb.tolist(), "min_near": float(cfg.min_near)}
+
+
+def build_graphs(model: Any, camera: ExportCamera, sampling: Dict[str, Any]) -> Tuple[SamplerGraph, EmbedderGraph]:
+    """Sampler and embedder modules (eval) of ``model`` for ``camera`` with :func:`sampling_settings`."""
+    cfg = model.config
+    mode: SamplingMode = sampling["mode"]
+    occupancy = mode == "occupancy"
+    sampler = SamplerGraph(
+        camera,
+        cfg.sr_factor,
+        cfg.num_points,
+        mode,
+        near=sampling.get("near"),
+        far=sampling.get("far"),
+        aabb=torch.tensor(sampling["aabb"]) if "aabb" in sampling else None,
+        min_near=sampling.get("min_near", cfg.min_near),
+        ndc_scale=tuple(sampling["ndc_scale"]) if "ndc_scale" in sampling else None,
+        ndc_near_plane=sampling.get("ndc_near_plane", 1.0),
+        occupancy=model.occupancy if occupancy else None,
+        occupancy_aabb=model.occupancy_aabb if occupancy else None,
+        occupancy_steps=sampling.get("occupancy_steps", 64),
+    ).eval()
+    return sampler, EmbedderGraph(model.embedder).eval()

@@ -30,10 +30,10 @@ import math
 from typing import Any, Dict, List
 
 import torch
-
 from jaxtyping import Float
-from nerfstudio.field_components.encodings import NeRFEncoding
-from torch import Tensor, nn
+from torch import Tensor
+
+from mobiler2l_ns.student.ray_embedder import RayEmbedder, nerf_encoding
 
 R2L_MIN_FREQ_EXP: float = -math.log2(2.0 * math.pi)
 """Exponent offset that turns NeRFEncoding's ``sin(2 pi 2^e x)`` into R2L's ``sin(2^j x)``."""
@@ -56,7 +56,7 @@ def channel_names(num_points: int, num_frequencies: int) -> List[str]:
     return names
 
 
-class PointEmbedder(nn.Module):
+class PointEmbedder(RayEmbedder):
     """Encode ``[*batch, h, w, K, 3]`` sample points into an NCHW ``[B, C, h, w]`` network input.
 
     Args:
@@ -65,47 +65,38 @@ class PointEmbedder(nn.Module):
         min_freq_exp: exponent of the lowest frequency in NeRFEncoding's convention (see module doc).
     """
 
+    KIND = "pe"
+    FORMULA = (
+        "for point k, coordinate c, frequency j: sin(a_j p[k,c]), cos(a_j p[k,c]) = sin(a_j p[k,c] + pi/2), "
+        "raw p[k,c]; a_j = frequencies[j] (computed as (2 pi p) * 2**e_j)"
+    )
+    CHANNEL_ORDER = "k * P + c * F + j: sin; k * P + 3F + c * F + j: cos; k * P + 6F + c: raw (P = 3 (2F + 1))"
+
     def __init__(self, num_points: int = 8, num_frequencies: int = 6, min_freq_exp: float = R2L_MIN_FREQ_EXP):
-        super().__init__()
-        self.num_points = num_points
+        super().__init__(num_points)
         self.num_frequencies = num_frequencies
-        self.encoding = NeRFEncoding(
-            in_dim=3,
-            num_frequencies=num_frequencies,
-            min_freq_exp=min_freq_exp,
-            max_freq_exp=min_freq_exp + num_frequencies - 1,
-            include_input=True,
-            implementation="torch",
-        )
+        self.encoding = nerf_encoding(num_frequencies, min_freq_exp)
         self.out_channels = embedding_channels(num_points, num_frequencies)
         assert self.encoding.get_out_dim() * num_points == self.out_channels
 
-    def describe(self) -> Dict[str, Any]:
-        """Constants and channel layout for metadata.json (frequencies as the graph computes them)."""
+    def settings(self) -> Dict[str, Any]:
+        """Frequencies as the graph computes them (float32 ``2 ** e_j``, times ``2 pi``)."""
         enc = self.encoding
-        exps = torch.linspace(enc.min_freq, enc.max_freq, enc.num_frequencies)
-        freqs = 2**exps  # float32, as NeRFEncoding computes them
+        freqs = 2 ** torch.linspace(enc.min_freq, enc.max_freq, enc.num_frequencies)
         return {
-            "kind": "pe",
-            "num_points": self.num_points,
             "num_frequencies": self.num_frequencies,
             "min_freq_exp": float(enc.min_freq),
             "frequencies": [float(2 * math.pi * f) for f in freqs.tolist()],
-            "formula": (
-                "for point k, coordinate c, frequency j: sin(a_j p[k,c]), cos(a_j p[k,c]) = sin(a_j p[k,c] + pi/2), "
-                "raw p[k,c]; a_j = frequencies[j] (computed as (2 pi p) * 2**e_j)"
-            ),
-            "channels": self.out_channels,
-            "channel_order": "k * P + c * F + j: sin; k * P + 3F + c * F + j: cos; k * P + 6F + c: raw (P = 3 (2F + 1))",
-            "channel_names": channel_names(self.num_points, self.num_frequencies),
         }
+
+    def describe(self) -> Dict[str, Any]:
+        """:meth:`RayEmbedder.describe` plus the name of every channel."""
+        return {**super().describe(), "channel_names": channel_names(self.num_points, self.num_frequencies)}
 
     def forward(self, points: Float[Tensor, "*batch h w K 3"]) -> Float[Tensor, "B C h w"]:
         """Encode points; leading batch dims are flattened into ``B`` (absent -> ``B = 1``)."""
-        if points.shape[-2:] != (self.num_points, 3):
-            raise ValueError(f"expected points [..., h, w, {self.num_points}, 3], got {tuple(points.shape)}")
-        h, w = points.shape[-4], points.shape[-3]
-        points = points.reshape(-1, h, w, self.num_points, 3)
+        points = self.ray_grid(points)
+        batch, h, w = points.shape[:3]
         encoded = self.encoding(points)  # [B, h, w, K, 3 * (2F + 1)]
-        encoded = encoded.reshape(points.shape[0], h, w, self.out_channels)
+        encoded = encoded.reshape(batch, h, w, self.out_channels)
         return encoded.permute(0, 3, 1, 2).contiguous()

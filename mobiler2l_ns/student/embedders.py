@@ -9,13 +9,15 @@
 * ``volume`` (:class:`~.volume_embedder.VolumeEmbedder`): k-planes at the points, alpha-composited
   along each ray into one feature vector (deferred shading: the network decodes it).
 
-Every embedder has ``out_channels``; the learned ones keep their grids (and the scene box that
-normalises the points) inside the module, so ``embedder.onnx`` holds them.
+Every embedder is a :class:`~.ray_embedder.RayEmbedder` (``out_channels``, ``describe()``,
+``parameter_count()``, ``flops()``); the learned ones (:class:`~.feature_grids.GridEmbedder`) keep
+their grids (and the scene box that normalises the points) inside the module, so ``embedder.onnx``
+holds them.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 import torch
 from jaxtyping import Float
@@ -23,11 +25,12 @@ from torch import Tensor
 
 from mobiler2l_ns.student.embedder import PointEmbedder
 from mobiler2l_ns.student.planes_embedder import PlanesEmbedder
+from mobiler2l_ns.student.ray_embedder import RayEmbedder
 from mobiler2l_ns.student.slab_embedder import SlabEmbedder
 from mobiler2l_ns.student.volume_embedder import VolumeEmbedder
 
 EmbedderKind = Literal["pe", "planes", "slab", "volume"]
-Embedder = Union[PointEmbedder, PlanesEmbedder, SlabEmbedder, VolumeEmbedder]
+Embedder = RayEmbedder
 NDC_BOX = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
 """The box of NDC points (forward-facing scenes): the grids cover the NDC frustum."""
 
@@ -63,11 +66,10 @@ def build_embedder(config, aabb: Float[Tensor, "2 3"]) -> Embedder:
 
 def embedder_parameters(embedder: Embedder) -> int:
     """Learned values of an embedder (0 for the positional encoding)."""
-    return sum(p.numel() for p in embedder.parameters())
+    return embedder.parameter_count()
 
 
 def embedder_flops(embedder: Embedder, h: int, w: int) -> int:
     """FLOPs of a learned embedder's lookups on an ``h x w`` ray grid; 0 for the positional encoding
     (its sines are not counted, as in the paper's FLOP figures)."""
-    flops = getattr(embedder, "flops", None)
-    return int(flops(h, w)) if flops is not None else 0
+    return int(embedder.flops(h, w))

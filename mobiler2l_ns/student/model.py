@@ -2,14 +2,17 @@
 
 ``get_outputs(camera)`` takes nerfstudio :class:`~nerfstudio.cameras.cameras.Cameras` (as
 splatfacto's does), never rays: it casts the low-res ray grid of each camera (intrinsics / s),
-samples K points per ray (:mod:`.sampler`), embeds them (:mod:`.embedder`), runs the network
+samples K points per ray (:mod:`.sampler`), embeds them (:mod:`.embedders`), runs the network
 (:mod:`.network`) and crops the ``h*s x w*s`` result to the requested ``H x W``. Any resolution and
 aspect ratio works, so the viewer and ``ns-eval`` render through
 :meth:`MobileR2LModel.get_outputs_for_camera`.
 
+Where the samples may lie (sampling box, the teacher's occupancy grid, near / far from the data)
+is decided when the model is built (:mod:`.bounds`) and saved as buffers.
+
 The model does not care where its targets come from: it reads ``batch["image"]`` (``[H, W, 3|4]``
-or ``[B, H, W, 3|4]``, uint8 or float) and optionally ``batch["mask"]``, whatever datamanager
-(real images, random crops, teacher-rendered pseudo views) produced them.
+or ``[B, H, W, 3|4]``, uint8 or float) and optionally ``batch["mask"]`` (:mod:`.targets`), whatever
+datamanager (real images, random crops, teacher-rendered pseudo views) produced them.
 """
 
 from __future__ import annotations
@@ -18,19 +21,24 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.configs.config_utils import to_immutable_dict
 from nerfstudio.data.scene_box import OrientedBox
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.base_model import Model, ModelConfig
-from nerfstudio.utils.colors import get_color
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor, nn
 from torch.nn import Parameter
 from torchmetrics.functional import peak_signal_noise_ratio
 
+from mobiler2l_ns.student.bounds import (
+    check_sampling_config,
+    fixed_near_far,
+    metadata_near_far,
+    occupancy_grid,
+    sampling_box,
+)
 from mobiler2l_ns.student.embedder import R2L_MIN_FREQ_EXP
 from mobiler2l_ns.student.embedders import EmbedderKind, build_embedder, embedder_flops, embedder_parameters
 from mobiler2l_ns.student.network import MobileR2LNetwork, count_parameters, frame_flops
@@ -40,15 +48,13 @@ from mobiler2l_ns.student.sampler import (
     lowres_pixel_directions,
     ndc_depth_to_camera_depth,
     ndc_points_from_pose,
-    points_from_pose,
-    DATA_NEAR_FAR_KEY,
-    OCCUPANCY_KEY,
-    SAMPLE_BOX_KEY,
     occupied_near_far,
+    points_from_pose,
     ray_box_near_far,
     sample_fractions,
     scene_box_near_far,
 )
+from mobiler2l_ns.student.targets import ground_truth, masked_mse
 from mobiler2l_ns.utils.log import log_once
 from mobiler2l_ns.utils.metrics import ImageMetrics
 from mobiler2l_ns.utils.steps import run_steps
@@ -157,24 +163,16 @@ class MobileR2LModel(Model):
     config: MobileR2LModelConfig
 
     def populate_modules(self) -> None:
-        """Build embedder and network; validate near/far."""
+        """Build embedder and network; validate near / far; take the sampling box, the teacher's
+        occupancy grid and the data's near / far from the datamanager's metadata (:mod:`.bounds`)."""
         super().populate_modules()
         cfg = self.config
-        if (cfg.near is None) != (cfg.far is None):
-            raise ValueError(f"set both near and far, or neither (got near={cfg.near}, far={cfg.far})")
-        if cfg.near is not None and cfg.far is not None and not 0.0 < cfg.near < cfg.far:
-            raise ValueError(f"need 0 < near < far, got near={cfg.near}, far={cfg.far}")
+        check_sampling_config(cfg)
+        metadata = self.kwargs.get("metadata")
         if cfg.near_far_from_data:
-            if cfg.near is not None:
-                raise ValueError("near_far_from_data derives near and far: leave near and far unset (None)")
-            self.register_buffer("data_near_far", self.near_far_from_metadata())
-        if cfg.ray_box and cfg.use_ndc:
-            raise ValueError(
-                "--pipeline.model.ray-box True samples a world-space box and does not combine with "
-                "--pipeline.model.use-ndc True: add --pipeline.model.ray-box False --pipeline.model.occupancy-sampling False"
-            )
-        self.register_buffer("sample_aabb", self.sampling_box())
-        occupancy, grid_box = self.occupancy_from_metadata()
+            self.register_buffer("data_near_far", metadata_near_far(metadata, cfg.min_near))
+        self.register_buffer("sample_aabb", sampling_box(cfg, metadata, self.scene_box.aabb))
+        occupancy, grid_box = occupancy_grid(cfg, metadata, self.sample_aabb)
         self.register_buffer("occupancy", occupancy)
         self.register_buffer("occupancy_aabb", grid_box)
         self.embedder = build_embedder(cfg, self.sample_aabb)
@@ -267,7 +265,7 @@ class MobileR2LModel(Model):
     def get_metrics_dict(self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Training PSNR of the rendered image(s) against the target(s)."""
         pred = outputs["rgb"].detach().float()
-        gt = self.ground_truth(batch["image"], pred)
+        gt = ground_truth(batch["image"], pred, self.config.background_color)
         return {"psnr": peak_signal_noise_ratio(pred, gt, data_range=1.0)}
 
     def get_loss_dict(
@@ -275,14 +273,7 @@ class MobileR2LModel(Model):
     ) -> Dict[str, Tensor]:
         """MSE between rendered and target colours (masked pixels excluded when ``batch["mask"]``)."""
         pred = outputs["rgb"]
-        gt = self.ground_truth(batch["image"], pred)
-        if "mask" in batch:
-            mask = batch["mask"].to(pred.device).float()
-            if mask.shape[:-1] != pred.shape[:-1]:
-                raise ValueError(f"mask {tuple(mask.shape)} does not match the render {tuple(pred.shape)}")
-            loss = ((pred.float() - gt) ** 2 * mask).sum() / (3.0 * mask.sum()).clamp_min(1.0)
-        else:
-            loss = F.mse_loss(pred.float(), gt)
+        loss = masked_mse(pred, ground_truth(batch["image"], pred, self.config.background_color), batch.get("mask"))
         return {"rgb_loss": self.config.loss_coefficients["rgb_loss"] * loss}
 
     def get_image_metrics_and_images(
@@ -290,7 +281,7 @@ class MobileR2LModel(Model):
     ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
         """PSNR / SSIM (/ LPIPS when available offline) and a ground truth | render image."""
         pred = outputs["rgb"].float()
-        gt = self.ground_truth(batch["image"], pred)
+        gt = ground_truth(batch["image"], pred, self.config.background_color)
         if pred.dim() != 3:
             raise ValueError(f"image metrics take one [H, W, 3] render, got {tuple(pred.shape)}")
         metrics = self.image_metrics(pred.device)(pred, gt)
@@ -327,7 +318,7 @@ class MobileR2LModel(Model):
         dirs = lowres_pixel_directions(fx / s, fy / s, cx / s, cy / s, h, w)  # [B, h, w, 3]
         fractions = sample_fractions(cfg.num_points, (batch, h, w), jitter=self.training, device=device)
         if cfg.use_ndc:
-            scale = self._ndc_scale(fx[0], fy[0], W, H)
+            scale = self.ndc_frustum_scale(fx[0], fy[0], W, H)
             points = ndc_points_from_pose(rotation, centre, dirs, fractions, scale, cfg.ndc_near_plane)
             last = (cfg.num_points - 0.5) / cfg.num_points
             far = torch.full((batch,), ndc_depth_to_camera_depth(last, cfg.ndc_near_plane), device=device)
@@ -356,11 +347,7 @@ class MobileR2LModel(Model):
     def fixed_near_far(self) -> Optional[Tuple[float, float]]:
         """The near / far shared by all cameras (config values, or derived from the data), else None
         (per-camera scene-box bounds)."""
-        if self.config.near is not None and self.config.far is not None:
-            return self.config.near, self.config.far
-        if getattr(self.config, "near_far_from_data", False) and bool(torch.isfinite(self.data_near_far).all()):
-            return float(self.data_near_far[0]), float(self.data_near_far[1])
-        return None
+        return fixed_near_far(self.config, getattr(self, "data_near_far", None))
 
     def ray_near_far(self, rotation: Tensor, centre: Tensor, dirs: Tensor) -> Tuple[Tensor, Tensor]:
         """Per-ray near / far of ``ray_box`` sampling (around the occupied cells when there are any)."""
@@ -375,48 +362,7 @@ class MobileR2LModel(Model):
         """Whether ``occupancy_sampling`` has a grid (from the teacher, or a loaded checkpoint)."""
         return bool(self.config.occupancy_sampling and self.occupancy.numel() > 1 and self.occupancy.any())
 
-    def occupancy_from_metadata(self) -> Tuple[Tensor, Tensor]:
-        """The teacher's occupancy grid and its box from the datamanager's :data:`OCCUPANCY_KEY`
-        metadata when ``occupancy_sampling`` (else a 1-cell placeholder; a checkpoint may fill it)."""
-        entry = (self.kwargs.get("metadata") or {}).get(OCCUPANCY_KEY) if self.config.occupancy_sampling else None
-        if entry is None:
-            return torch.zeros(1, 1, 1), self.sample_aabb.clone()
-        grid, box, source = entry
-        log_once(f"MobileR2L: sampling around the occupied cells of a {tuple(grid.shape)} grid ({source})")
-        return grid.float().clone(), torch.as_tensor(box, dtype=torch.float32).reshape(2, 3).clone()
-
-    def sampling_box(self) -> Float[Tensor, "2 3"]:
-        """The box of ``ray_box`` sampling and of the learned grids: config, else the datamanager's
-        :data:`SAMPLE_BOX_KEY` metadata (the teacher's occupied box), else the scene box. Saved in the
-        checkpoint (buffer ``sample_aabb``), so a loaded student keeps the box it trained with."""
-        if self.config.sample_box is not None:
-            box = torch.tensor(self.config.sample_box, dtype=torch.float32).reshape(2, 3)
-            if not bool((box[1] > box[0]).all()):
-                raise ValueError(
-                    f"sample_box must be (min x, y, z, max x, y, z) with max > min, got {self.config.sample_box}"
-                )
-            return box
-        entry = (self.kwargs.get("metadata") or {}).get(SAMPLE_BOX_KEY)
-        if entry is not None:
-            box, source = entry
-            log_once(f"MobileR2L: sampling box {[round(v, 3) for v in box]} ({source})")
-            return torch.tensor(box, dtype=torch.float32).reshape(2, 3)
-        return self.scene_box.aabb.detach().float().clone().reshape(2, 3)
-
-    def near_far_from_metadata(self) -> Tensor:
-        """``[near, far]`` from the datamanager's :data:`DATA_NEAR_FAR_KEY` metadata (clamped to
-        ``min_near``); NaN when absent (a checkpoint then supplies it; until then: scene box)."""
-        entry = (self.kwargs.get("metadata") or {}).get(DATA_NEAR_FAR_KEY)
-        if entry is None:
-            log_once("MobileR2L: near / far not derived (no student datamanager): scene box until a checkpoint loads")
-            return torch.full((2,), float("nan"))
-        near, far, source = entry
-        near = max(float(near), self.config.min_near)
-        far = max(float(far), near + self.config.min_near)
-        log_once(f"MobileR2L: near {near:.4g} / far {far:.4g} from the data ({source})")
-        return torch.tensor([near, far], dtype=torch.float32)
-
-    def _ndc_scale(self, fx: Tensor, fy: Tensor, width: int, height: int) -> Tuple[float, float]:
+    def ndc_frustum_scale(self, fx: Tensor, fy: Tensor, width: int, height: int) -> Tuple[float, float]:
         """NDC ``(2 fx / W, 2 fy / H)``: stored in the model, taken from the first camera if unset."""
         if bool(torch.isnan(self.ndc_scale).any()):
             self.ndc_scale.copy_(torch.stack([2.0 * fx / width, 2.0 * fy / height]).to(self.ndc_scale))
@@ -424,18 +370,6 @@ class MobileR2LModel(Model):
         return float(self.ndc_scale[0]), float(self.ndc_scale[1])
 
     # ------------------------------------------------------------------ helpers
-
-    def ground_truth(self, image: Tensor, like: Tensor) -> Float[Tensor, "*batch H W 3"]:
-        """Target image as float RGB in [0, 1] on ``like``'s device, RGBA composited on the background."""
-        if image.dtype == torch.uint8:
-            image = image.float() / 255.0
-        image = image.to(like.device).float()
-        if image.shape[-1] == 4:
-            background = get_color(self.config.background_color).to(image)
-            image = image[..., :3] * image[..., 3:] + background * (1.0 - image[..., 3:])
-        if image.shape != like.shape:
-            raise ValueError(f"target image {tuple(image.shape)} does not match the render {tuple(like.shape)}")
-        return image
 
     def image_metrics(self, device: torch.device) -> ImageMetrics:
         """The (lazily built, unregistered) :class:`ImageMetrics` on ``device``."""

@@ -30,6 +30,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from mobiler2l_ns.geometry import ray_box_intersect
+
 Scalar = Union[float, Float[Tensor, "*batch"]]
 
 DATA_NEAR_FAR_KEY = "mobiler2l_near_far"
@@ -111,6 +113,13 @@ def depths_between(
     return near + (far - near) * fractions
 
 
+def world_directions(
+    R: Float[Tensor, "*batch 3 3"], dirs_cam: Float[Tensor, "*batch h w 3"]
+) -> Float[Tensor, "*batch h w 3"]:
+    """Camera-frame ray directions rotated into the world: ``R @ d`` for every ray."""
+    return torch.matmul(dirs_cam, R.transpose(-1, -2).unsqueeze(-3))
+
+
 def points_from_pose(
     R: Float[Tensor, "*batch 3 3"],
     t: Float[Tensor, "*batch 3"],
@@ -122,7 +131,7 @@ def points_from_pose(
     ``R`` / ``t``: camera-to-world rotation and camera centre. ``dirs_cam`` may be ``[h, w, 3]``
     (shared by the batch) and ``depths`` may be ``[K]`` (shared by all rays): everything broadcasts.
     """
-    dirs_world = torch.matmul(dirs_cam, R.transpose(-1, -2).unsqueeze(-3))  # [*batch, h, w, 3]
+    dirs_world = world_directions(R, dirs_cam)  # [*batch, h, w, 3]
     return t[..., None, None, None, :] + dirs_world[..., None, :] * depths[..., None]
 
 
@@ -136,14 +145,10 @@ def ray_box_near_far(
     """Per-ray near / far z-depths: where each ray ``t + (R d) z`` enters and leaves the box ``aabb``.
 
     ``near >= min_near``; a ray that misses the box gets ``far = near`` (all its points coincide).
+    The slab test is :func:`mobiler2l_ns.geometry.ray_box_intersect` (unnormalised directions, so
+    its distances are z-depths).
     """
-    dirs_world = torch.matmul(dirs_cam, R.transpose(-1, -2).unsqueeze(-3))  # [*batch, h, w, 3]
-    safe = torch.where(dirs_world >= 0, dirs_world.clamp_min(1e-9), dirs_world.clamp_max(-1e-9))
-    origin = t[..., None, None, :]
-    t0 = (aabb[0] - origin) / safe
-    t1 = (aabb[1] - origin) / safe
-    enter = torch.minimum(t0, t1).amax(dim=-1)
-    leave = torch.maximum(t0, t1).amin(dim=-1)
+    enter, leave = ray_box_intersect(t[..., None, None, :], world_directions(R, dirs_cam), aabb)
     near = enter.clamp_min(min_near)
     return near, torch.maximum(leave, near)
 
@@ -216,7 +221,7 @@ def ndc_points_from_pose(
     near_plane: float = 1.0,
 ) -> Float[Tensor, "*batch h w K 3"]:
     """NDC points ``o' + t' d'`` (see :func:`ndc_rays`) at NDC depths ``t' in [0, 1)`` for every ray."""
-    dirs_world = torch.matmul(dirs_cam, R.transpose(-1, -2).unsqueeze(-3))  # [*batch, h, w, 3]
+    dirs_world = world_directions(R, dirs_cam)  # [*batch, h, w, 3]
     origins = t[..., None, None, :].expand_as(dirs_world)
     o_ndc, d_ndc = ndc_rays(origins, dirs_world, ndc_scale, near_plane)
     return o_ndc[..., None, :] + d_ndc[..., None, :] * ndc_depths[..., None]
@@ -282,6 +287,7 @@ __all__ = [
     "lowres_pixel_directions",
     "sample_fractions",
     "depths_between",
+    "world_directions",
     "points_from_pose",
     "ray_box_near_far",
     "occupied_near_far",

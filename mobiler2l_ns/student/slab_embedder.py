@@ -22,17 +22,9 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 from jaxtyping import Float
-from torch import Tensor, nn
+from torch import Tensor
 
-from mobiler2l_ns.student.feature_grids import (
-    default_init,
-    grid_parameters,
-    level_resolutions,
-    lookup_flops,
-    lookup_planes,
-    make_grids,
-    normalise_to_box,
-)
+from mobiler2l_ns.student.feature_grids import GridEmbedder, default_init, lookup_flops, lookup_planes, normalise_to_box
 
 PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
 """Slab coordinate pairs (s, t, u, v) = (0, 1, 2, 3): st, su, sv, tu, tv, uv."""
@@ -64,7 +56,7 @@ def slab_coordinates(
     return coords.clamp(-2.0, 2.0)  # beyond [-1, 1]: zero features; clamped only to stay finite
 
 
-class SlabEmbedder(nn.Module):
+class SlabEmbedder(GridEmbedder):
     """``[*batch, h, w, K, 3]`` points -> ``[B, C, h, w]`` light-slab features of each ray.
 
     Args:
@@ -74,6 +66,14 @@ class SlabEmbedder(nn.Module):
         signs: direction signs with a slab each (``(1.0, -1.0)``: both).
         extent: slab coordinates are divided by this (crossings beyond it get zero features).
     """
+
+    KIND = "slab"
+    FORMULA = (
+        "ray from the first to the last point (aabb -> [-1, 1]^3); per slab (axis, sign): entry / exit "
+        "crossings (s, t, u, v) / extent of the faces x_a = -sign / +sign; pair grids st su sv tu tv uv "
+        "concatenated; slabs blended with d_a^2 / |d|^2 for the sign the ray points along"
+    )
+    CHANNEL_ORDER = "l * 6F + pair * F + f"
 
     def __init__(
         self,
@@ -87,18 +87,14 @@ class SlabEmbedder(nn.Module):
         signs: Sequence[float] = (1.0, -1.0),
         extent: float = 2.0,
     ):
-        super().__init__()
         if not axes or any(a not in AXES for a in axes) or not signs or any(s not in (1.0, -1.0) for s in signs):
             raise ValueError(f"slab axes must be among x, y, z and signs among +1, -1, got {axes}, {signs}")
-        self.num_points = num_points
+        slabs = len(axes) * len(signs)
+        super().__init__(num_points, aabb, slabs * len(PAIRS), num_levels, features, min_resolution, max_resolution,
+                         default_init("sum"))  # fmt: skip
         self.axes = [AXES[a] for a in axes]
         self.signs = [float(s) for s in signs]
         self.extent = float(extent)
-        self.features = features
-        self.resolutions = level_resolutions(num_levels, min_resolution, max_resolution)
-        self.register_buffer("aabb", aabb.detach().float().clone().reshape(2, 3))
-        slabs = len(self.axes) * len(self.signs)
-        self.grids = make_grids(slabs * len(PAIRS), features, self.resolutions, default_init("sum"))
         self.out_channels = len(self.resolutions) * len(PAIRS) * features
 
     def slab_weights(self, direction: Float[Tensor, "N 3"]) -> List[Float[Tensor, "N"]]:  # noqa: F821
@@ -115,11 +111,8 @@ class SlabEmbedder(nn.Module):
 
     def forward(self, points: Float[Tensor, "*batch h w K 3"]) -> Float[Tensor, "B C h w"]:
         """Blended slab features of every ray, NCHW; leading batch dims are flattened into ``B``."""
-        if points.shape[-2:] != (self.num_points, 3):
-            raise ValueError(f"expected points [..., h, w, {self.num_points}, 3], got {tuple(points.shape)}")
-        h, w = points.shape[-4], points.shape[-3]
-        points = points.reshape(-1, h, w, self.num_points, 3)
-        batch = points.shape[0]
+        points = self.ray_grid(points)
+        batch, h, w = points.shape[:3]
         first = normalise_to_box(points[..., 0, :].reshape(-1, 3), self.aabb)
         last = normalise_to_box(points[..., -1, :].reshape(-1, 3), self.aabb)
         direction = last - first
@@ -137,31 +130,10 @@ class SlabEmbedder(nn.Module):
         features = torch.cat(levels, dim=0)  # [L * 6F, N]
         return features.reshape(self.out_channels, batch, h, w).permute(1, 0, 2, 3).contiguous()
 
-    def describe(self) -> Dict[str, Any]:
-        """Settings and channel layout for metadata.json (the grids themselves live in the graph)."""
+    def grid_settings(self) -> Dict[str, Any]:
+        """Slab axes, direction signs and coordinate extent."""
         names = {v: k for k, v in AXES.items()}
-        return {
-            "kind": "slab",
-            "num_points": self.num_points,
-            "channels": self.out_channels,
-            "levels": self.resolutions,
-            "features": self.features,
-            "axes": [names[a] for a in self.axes],
-            "signs": self.signs,
-            "extent": self.extent,
-            "aabb": self.aabb.tolist(),
-            "parameters": self.parameter_count(),
-            "formula": (
-                "ray from the first to the last point (aabb -> [-1, 1]^3); per slab (axis, sign): entry / exit "
-                "crossings (s, t, u, v) / extent of the faces x_a = -sign / +sign; pair grids st su sv tu tv uv "
-                "concatenated; slabs blended with d_a^2 / |d|^2 for the sign the ray points along"
-            ),
-            "channel_order": "l * 6F + pair * F + f",
-        }
-
-    def parameter_count(self) -> int:
-        """Grid values."""
-        return grid_parameters(self.grids)
+        return {"axes": [names[a] for a in self.axes], "signs": self.signs, "extent": self.extent}
 
     def flops(self, h: int, w: int) -> int:
         """Approximate FLOPs of the lookups on an ``h x w`` ray grid."""

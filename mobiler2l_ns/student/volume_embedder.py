@@ -1,8 +1,8 @@
 """Composited feature planes: the K points of each ray looked up in k-planes and alpha-composited.
 
 A small volume inside the embedder (deferred shading, as in SNeRG / TensoRF, feeding MobileR2L's
-network): each point's feature vector ``v_k`` (multi-resolution k-planes, :mod:`.planes_embedder`'s
-lookup) gives a density ``sigma_k = softplus(w . v_k + b)``; with ``delta_k`` the distance to the
+network): each point's feature vector ``v_k`` (multi-resolution k-planes,
+:func:`.feature_grids.kplanes_features`) gives a density ``sigma_k = softplus(w . v_k + b)``; with ``delta_k`` the distance to the
 next point (the last point repeats the previous spacing), the ray's weights are the volume
 rendering ones::
 
@@ -25,21 +25,19 @@ from typing import Any, Dict
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
-from nerfstudio.field_components.encodings import NeRFEncoding
 from torch import Tensor, nn
 
 from mobiler2l_ns.student.embedder import R2L_MIN_FREQ_EXP
 from mobiler2l_ns.student.feature_grids import (
+    PLANE_AXES,
+    GridEmbedder,
     contract,
     default_init,
-    grid_parameters,
-    level_resolutions,
+    kplanes_features,
     lookup_flops,
-    lookup_planes,
-    make_grids,
     normalise_to_box,
 )
-from mobiler2l_ns.student.planes_embedder import PLANE_AXES
+from mobiler2l_ns.student.ray_embedder import nerf_encoding
 
 
 def composite(
@@ -54,7 +52,7 @@ def composite(
     return torch.cat([composited, weights.sum(dim=-1, keepdim=True)], dim=-1)
 
 
-class VolumeEmbedder(nn.Module):
+class VolumeEmbedder(GridEmbedder):
     """``[*batch, h, w, K, 3]`` points -> ``[B, C, h, w]`` composited plane features of each ray.
 
     Args:
@@ -65,6 +63,14 @@ class VolumeEmbedder(nn.Module):
         direction_frequencies: D, frequencies of the ray-direction encoding.
         density_bias: initial density logit (negative: mostly transparent at the start).
     """
+
+    KIND = "volume"
+    FORMULA = (
+        "x = (p - aabb centre) / aabb half size; v_k = k-planes features (xy * xz * yz per level); "
+        "sigma_k = softplus(w . v_k + b); w_k = exp(-sum_{j<k} sigma_j delta_j) (1 - exp(-sigma_k delta_k)) "
+        "with delta_k = |x_{k+1} - x_k|; features = sum_k w_k v_k, opacity = sum_k w_k, encoding of the direction"
+    )
+    CHANNEL_ORDER = "L * F composited features, opacity, direction encoding (sin, cos, raw)"
 
     def __init__(
         self,
@@ -78,46 +84,29 @@ class VolumeEmbedder(nn.Module):
         direction_frequencies: int = 2,
         density_bias: float = -2.0,
     ):
-        super().__init__()
         if num_points < 2:
             raise ValueError(f"the volume embedder composites along each ray: it needs K >= 2 points, got {num_points}")
-        self.num_points = num_points
-        self.features = features
+        super().__init__(num_points, aabb, len(PLANE_AXES), num_levels, features, min_resolution, max_resolution,
+                         default_init("product"))  # fmt: skip
         self.contraction = contraction
-        self.resolutions = level_resolutions(num_levels, min_resolution, max_resolution)
-        self.register_buffer("aabb", aabb.detach().float().clone().reshape(2, 3))
-        self.grids = make_grids(len(PLANE_AXES), features, self.resolutions, default_init("product"))
         channels = len(self.resolutions) * features
         self.density = nn.Linear(channels, 1)
         with torch.no_grad():
             self.density.weight.normal_(0.0, 1.0 / channels**0.5)
             self.density.bias.fill_(density_bias)
-        self.direction_encoding = NeRFEncoding(
-            in_dim=3,
-            num_frequencies=direction_frequencies,
-            min_freq_exp=R2L_MIN_FREQ_EXP,
-            max_freq_exp=R2L_MIN_FREQ_EXP + max(direction_frequencies - 1, 0),
-            include_input=True,
-            implementation="torch",
-        )
+        self.direction_encoding = nerf_encoding(direction_frequencies, R2L_MIN_FREQ_EXP)
         self.direction_frequencies = direction_frequencies
         self.feature_channels = channels
         self.out_channels = channels + 1 + self.direction_encoding.get_out_dim()
 
     def point_features(self, x: Float[Tensor, "N 3"]) -> Float[Tensor, "N LF"]:
         """k-planes features (product of the three planes, levels concatenated) at grid coordinates."""
-        coords = torch.stack([torch.stack([x[:, a], x[:, b]], dim=-1) for a, b in PLANE_AXES])  # [3, N, 2]
-        levels = []
-        for grid in self.grids:
-            planes = lookup_planes(grid, coords)  # [3, F, N]
-            levels.append(planes[0] * planes[1] * planes[2])
-        return torch.cat(levels, dim=0).transpose(0, 1)  # [N, L * F]
+        return kplanes_features(self.grids, x).transpose(0, 1)
 
     def forward(self, points: Float[Tensor, "*batch h w K 3"]) -> Float[Tensor, "B C h w"]:
         """Composited features of every ray, NCHW; leading batch dims are flattened into ``B``."""
-        if points.shape[-2:] != (self.num_points, 3):
-            raise ValueError(f"expected points [..., h, w, {self.num_points}, 3], got {tuple(points.shape)}")
-        h, w = points.shape[-4], points.shape[-3]
+        points = self.ray_grid(points)
+        h, w = points.shape[1:3]
         K = self.num_points
         x = normalise_to_box(points.reshape(-1, K, 3), self.aabb)  # [R, K, 3] box units
         gaps = torch.linalg.norm(x[:, 1:] - x[:, :-1], dim=-1)  # [R, K - 1]
@@ -131,29 +120,9 @@ class VolumeEmbedder(nn.Module):
         out = torch.cat([ray, self.direction_encoding(direction)], dim=-1)  # [R, C]
         return out.reshape(-1, h, w, self.out_channels).permute(0, 3, 1, 2).contiguous()
 
-    def describe(self) -> Dict[str, Any]:
-        """Settings and channel layout for metadata.json (the grids themselves live in the graph)."""
-        return {
-            "kind": "volume",
-            "num_points": self.num_points,
-            "channels": self.out_channels,
-            "levels": self.resolutions,
-            "features": self.features,
-            "contraction": self.contraction,
-            "direction_frequencies": self.direction_frequencies,
-            "aabb": self.aabb.tolist(),
-            "parameters": self.parameter_count(),
-            "formula": (
-                "x = (p - aabb centre) / aabb half size; v_k = k-planes features (xy * xz * yz per level); "
-                "sigma_k = softplus(w . v_k + b); w_k = exp(-sum_{j<k} sigma_j delta_j) (1 - exp(-sigma_k delta_k)) "
-                "with delta_k = |x_{k+1} - x_k|; features = sum_k w_k v_k, opacity = sum_k w_k, encoding of the direction"
-            ),
-            "channel_order": "L * F composited features, opacity, direction encoding (sin, cos, raw)",
-        }
-
-    def parameter_count(self) -> int:
-        """Grid values plus the density map."""
-        return grid_parameters(self.grids) + sum(p.numel() for p in self.density.parameters())
+    def grid_settings(self) -> Dict[str, Any]:
+        """Contraction and direction-encoding frequencies."""
+        return {"contraction": self.contraction, "direction_frequencies": self.direction_frequencies}
 
     def flops(self, h: int, w: int) -> int:
         """Approximate FLOPs: the lookups plus compositing (``~4 C`` per point)."""

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Type
 
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
-from nerfstudio.utils.rich_utils import CONSOLE
 
+from mobiler2l_ns.capture.quality import warn_at_training_start
 from mobiler2l_ns.utils.data_checks import check_datamanager_data
 
 
@@ -34,12 +34,8 @@ class TeacherDataManager(VanillaDataManager):
             self.check_capture()
 
     def check_capture(self) -> None:
-        """One-line capture-quality summary of the training frames (see :mod:`mobiler2l_ns.capture.check`)."""
-        try:
-            from mobiler2l_ns.capture.check import warn_at_training_start
-        except Exception as err:  # noqa: BLE001 - the check must never stop training
-            CONSOLE.print(f"check-capture skipped: {err.__class__.__name__}: {err}", markup=False, style="yellow")
-            return
+        """One-line capture-quality summary of the training frames (:func:`~mobiler2l_ns.capture.quality.warn_at_training_start`;
+        never raises)."""
         outputs = self.train_dataparser_outputs
         data = Path(self.config.data if self.config.data is not None else self.config.dataparser.data)
         warn_at_training_start(outputs.image_filenames, outputs.cameras, data)

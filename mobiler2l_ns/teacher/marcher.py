@@ -11,14 +11,27 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional
 
 import nerfacc
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from mobiler2l_ns.geometry import ray_box_intersect
+
 SigmaFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+def sample_points(
+    origins: Float[Tensor, "R 3"],
+    directions: Float[Tensor, "R 3"],
+    t_starts: Float[Tensor, " M"],
+    t_ends: Float[Tensor, " M"],
+    ray_indices: Int[Tensor, " M"],
+) -> Float[Tensor, "M 3"]:
+    """Midpoints ``o + d (t_start + t_end) / 2`` of packed samples on the rays ``ray_indices``."""
+    return origins[ray_indices] + directions[ray_indices] * ((t_starts + t_ends) / 2.0)[:, None]
 
 
 @dataclass
@@ -34,6 +47,14 @@ class PackedSamples:
     t_ends: Float[Tensor, " M"]
     step_indices: Optional[Int[Tensor, " M"]] = None
     num_steps: int = 0
+
+    def midpoints(self) -> Float[Tensor, "M 1"]:
+        """Distance of each sample's midpoint along its ray."""
+        return ((self.t_starts + self.t_ends) / 2.0)[:, None]
+
+    def positions(self, origins: Float[Tensor, "R 3"], directions: Float[Tensor, "R 3"]) -> Float[Tensor, "M 3"]:
+        """World positions of the samples' midpoints."""
+        return sample_points(origins, directions, self.t_starts, self.t_ends, self.ray_indices)
 
     def select(self, keep: Bool[Tensor, " M"]) -> "PackedSamples":
         """The samples where ``keep`` is True (order kept)."""
@@ -52,18 +73,6 @@ def nerfacc_cuda_available() -> bool:
         return _C is not None
     except Exception:  # pylint: disable=broad-except
         return False
-
-
-def ray_aabb_intersect(
-    origins: Float[Tensor, "R 3"], directions: Float[Tensor, "R 3"], aabb: Float[Tensor, "6"]
-) -> Tuple[Float[Tensor, " R"], Float[Tensor, " R"]]:
-    """Slab test. Returns entry and exit distances; exit < entry where a ray misses the box."""
-    inv = 1.0 / torch.where(directions.abs() < 1e-12, torch.full_like(directions, 1e-12), directions)
-    t0 = (aabb[:3] - origins) * inv
-    t1 = (aabb[3:] - origins) * inv
-    t_enter = torch.minimum(t0, t1).amax(dim=-1)
-    t_exit = torch.maximum(t0, t1).amin(dim=-1)
-    return t_enter, t_exit
 
 
 def step_boundaries(
@@ -117,7 +126,7 @@ def march_torch(
 ) -> PackedSamples:
     """Pure-torch equivalent of ``OccGridEstimator.sampling`` (same arguments, same meaning)."""
     num_rays, device = origins.shape[0], origins.device
-    t_enter, t_exit = ray_aabb_intersect(origins, directions, estimator.aabbs[-1])
+    t_enter, t_exit = ray_box_intersect(origins, directions, estimator.aabbs[-1].view(2, 3))
     t_min = t_enter.clamp(min=near_plane)
     t_max = t_exit.clamp(max=far_plane)
     hit = t_max > t_min

@@ -20,7 +20,14 @@ from torch.nn import Parameter
 
 from mobiler2l_ns.teacher.field import TeacherField
 from mobiler2l_ns.teacher.hash_grid import HashGrid
-from mobiler2l_ns.teacher.marcher import PackedSamples, filter_visible, march, nerfacc_cuda_available, render_weights
+from mobiler2l_ns.teacher.marcher import (
+    PackedSamples,
+    filter_visible,
+    march,
+    nerfacc_cuda_available,
+    render_weights,
+    sample_points,
+)
 from mobiler2l_ns.utils.log import log_once
 from mobiler2l_ns.utils.metrics import ImageMetrics
 
@@ -165,8 +172,7 @@ class TeacherModel(Model):
         single_pass = self.config.single_pass_inference and inference and not accelerated
 
         def sigma_fn(t_starts: Tensor, t_ends: Tensor, ray_indices: Tensor) -> Tensor:
-            mids = ((t_starts + t_ends) / 2.0)[:, None]
-            return self.field.density_fn(origins[ray_indices] + directions[ray_indices] * mids)[:, 0]
+            return self.field.density_fn(sample_points(origins, directions, t_starts, t_ends, ray_indices))[:, 0]
 
         samples = march(
             self.occupancy_grid,
@@ -182,8 +188,7 @@ class TeacherModel(Model):
             early_stop_eps=self.config.early_stop_eps,
             alpha_thre=self.config.alpha_thre,
         )
-        t_mids = ((samples.t_starts + samples.t_ends) / 2.0)[:, None]
-        positions = origins[samples.ray_indices] + directions[samples.ray_indices] * t_mids
+        positions = samples.positions(origins, directions)
         if not single_pass:
             density, rgb = self.field(positions, directions[samples.ray_indices])
             return samples, density, rgb, num_rays
@@ -197,7 +202,7 @@ class TeacherModel(Model):
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         samples, density, rgb, num_rays = self.shade(ray_bundle)
         ray_indices = samples.ray_indices
-        t_mids = ((samples.t_starts + samples.t_ends) / 2.0)[:, None]
+        t_mids = samples.midpoints()
         weights = render_weights(samples, density[:, 0], num_rays)
         accumulation = nerfacc.accumulate_along_rays(weights, None, ray_indices, num_rays)
         depth = nerfacc.accumulate_along_rays(weights, t_mids, ray_indices, num_rays) / accumulation.clamp(min=1e-10)

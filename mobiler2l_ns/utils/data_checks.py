@@ -12,6 +12,8 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".cr2")
 """Photo files every entry point takes (``ns-process-data images``'s list), compared case-insensitively."""
 UNSUPPORTED_PHOTO_SUFFIXES = {".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF", ".dng": "DNG"}
 """Photo formats phones write that ``ns-process-data`` (COLMAP) cannot read."""
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
+"""Video files the chain takes as DATA (``ns-process-data video``), compared case-insensitively."""
 
 
 def is_photo(path: Path) -> bool:
@@ -84,12 +86,13 @@ def check_datamanager_data(config) -> None:
     check_dataset(data, parser_kind(config.dataparser))
 
 
-def check_dataset(data: Path, parser: str, frames: bool = True) -> None:
+def check_dataset(data: Path, parser: str, frames: bool = True) -> int:
     """Raise InputError unless ``data`` looks loadable by ``parser`` ("blender" or "nerfstudio").
 
     Other parsers only get the existence check: nerfstudio validates them itself. ``frames``: also
     check every frame (:func:`check_frames`); ``mobiler2l-check-capture`` reports bad frames as
-    findings instead (all of them, not the first).
+    findings instead (all of them, not the first). Returns the number of frames checked (every
+    split's; 0 without ``frames`` or for other parsers).
     """
     data = Path(data)
     if not data.exists():
@@ -105,7 +108,7 @@ def check_dataset(data: Path, parser: str, frames: bool = True) -> None:
             raise InputError(f"--data {data}: no transforms.json (run ns-process-data first)")
         root, suffix = transforms.parent, ""
     else:
-        return
+        return 0
     meta = read_transforms(transforms)
     if not frame_images(meta, root, suffix):
         raise InputError(
@@ -113,14 +116,11 @@ def check_dataset(data: Path, parser: str, frames: bool = True) -> None:
             "none of whose image files exist)"
         )
     if not frames:
-        return
-    if parser == "blender":
-        for split in BLENDER_SPLITS:
-            path = data / f"transforms_{split}.json"
-            if path.is_file():
-                check_frames(path, read_transforms(path), root, suffix, parser)
-    else:
-        check_frames(transforms, meta, root, suffix, parser)
+        return 0
+    if parser != "blender":
+        return check_frames(transforms, meta, root, suffix, parser)
+    splits = [data / f"transforms_{split}.json" for split in BLENDER_SPLITS]
+    return sum(check_frames(path, read_transforms(path), root, suffix, parser) for path in splits if path.is_file())
 
 
 BLENDER_SPLITS = ("train", "val", "test")
@@ -129,9 +129,10 @@ NERFSTUDIO_INTRINSICS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
 """Intrinsics a nerfstudio-data transforms.json gives once for all frames or per frame."""
 
 
-def check_frames(transforms: Path, meta: dict, root: Path, default_suffix: str, parser: str) -> None:
+def check_frames(transforms: Path, meta: dict, root: Path, default_suffix: str, parser: str) -> int:
     """Every frame the dataparser will read, before it reads any: its keys, its image (exists, decodes)
-    and its size; InputError (one line) naming the transforms file and the first bad frame.
+    and its size; InputError (one line) naming the transforms file and the first bad frame. Returns
+    the number of frames checked.
 
     Sizes: a Blender split has one image size (its dataparser reads the first image's); a
     nerfstudio-data frame's image has the size its ``w`` / ``h`` state (a downscaled copy in
@@ -164,6 +165,7 @@ def check_frames(transforms: Path, meta: dict, root: Path, default_suffix: str, 
                 f"{where}: image is {size[0]}x{size[1]} but frame {i0}'s is {w0}x{h0} "
                 + ("(a Blender split needs one image size)" if parser == "blender" else f"(both state w x h {stated})")
             )
+    return len(meta["frames"])
 
 
 def _is_pose(matrix) -> bool:

@@ -1,9 +1,9 @@
 """The browser viewer's orbit camera, in Python: the reference that ``static/camera.js`` ports.
 
-Poses are those of :mod:`mobiler2l_ns.export.runtime` (nerfstudio camera-to-world, OpenGL axes,
-3x4, the dataparser's normalised world). The viewer's camera is the reference runner's orbit
-(``metadata["orbit"]``, :func:`~mobiler2l_ns.export.runtime.orbit_poses`) with two more degrees of
-freedom; :func:`viewer_pose` maps ``(base, a, b, zoom)`` to a pose:
+Poses are those of :mod:`mobiler2l_ns.geometry` (nerfstudio camera-to-world, OpenGL axes, 3x4,
+the dataparser's normalised world), whose pose maths this uses. The viewer's camera is the
+reference runner's orbit (``metadata["orbit"]``, :func:`~mobiler2l_ns.export.runtime.orbit_poses`)
+with two more degrees of freedom; :func:`viewer_pose` maps ``(base, a, b, zoom)`` to a pose:
 
 ``turntable`` (360 scenes): ``a`` is the azimuth (radians) about ``orbit["axis"]`` through
 ``orbit["center"]``, ``b`` the elevation (radians) about the base camera's right axis (its +X)
@@ -20,24 +20,17 @@ for a turntable, and ``viewer_pose(base, orbit, cos(2 pi i / N), sin(2 pi i / N)
 the viewer starts at the reference runner's default view and its orbit passes through the
 runner's ``--orbit`` frames. The orbit has no look-at step: like the runner's, it keeps the base
 pose's orientation relative to the orbit, so the first frame is exactly the base pose.
-:func:`look_at` (``lookAt`` in JS, ``window.mobiler2l.lookAt``) places a camera the way the
-pseudo views do (``distill/poses.py``).
+:func:`~mobiler2l_ns.geometry.look_at` (``lookAt`` in JS, ``window.mobiler2l.lookAt``) places a
+camera the way the pseudo views do.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence
+from typing import Any, Dict
 
 import numpy as np
 
-from mobiler2l_ns.export.runtime import PoseLike, as_pose, rotation_about
-
-
-def rotate_about_point(pose: np.ndarray, matrix: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """``[R | t] -> [M R | c + M (t - c)]``: a rigid rotation of the camera about the point ``c``."""
-    rotation = matrix @ pose[:, :3]
-    translation = centre + matrix @ (pose[:, 3] - centre)
-    return np.concatenate([rotation, translation[:, None]], axis=1)
+from mobiler2l_ns.geometry import PoseLike, as_pose, rotate_about_point, rotation_about
 
 
 def viewer_pose(base: PoseLike, orbit: Dict[str, Any], a: float, b: float, zoom: float = 1.0) -> np.ndarray:
@@ -51,11 +44,3 @@ def viewer_pose(base: PoseLike, orbit: Dict[str, Any], a: float, b: float, zoom:
     radius = float(orbit["radius"])
     pose[:, 3] = pose[:, 3] + radius * (a * pose[:, 0] + b * pose[:, 1] + (zoom - 1.0) * pose[:, 2])
     return pose
-
-
-def look_at(position: Sequence[float], target: Sequence[float], up: Sequence[float]) -> np.ndarray:
-    """``[3, 4]`` OpenGL c2w at ``position`` looking at ``target``, no roll about ``up`` (pseudo views' look-at)."""
-    from mobiler2l_ns.distill.poses import look_at_c2w
-
-    position_v = np.asarray(position, dtype=np.float64)
-    return look_at_c2w(position_v, np.asarray(target, dtype=np.float64) - position_v, np.asarray(up, np.float64))

@@ -1,9 +1,11 @@
 """What ``mobiler2l-view`` checks in an export folder before serving it, and the preview graph.
 
-:func:`load_viewer_export` reads ``metadata.json`` and the three graphs with ``onnx`` and refuses
-(one-line :class:`InputError`) anything the page could not render: a missing or unreadable graph,
-a Lens Studio (``--target snap``) export, or metadata whose sizes disagree with the graphs' own
-input / output shapes (image ``H x W``, ray grid ``h x w``, K points, C encoding channels).
+:func:`load_viewer_export` reads ``metadata.json`` (validated by
+:class:`~mobiler2l_ns.export.metadata.ExportMetadata`) and the three graphs with ``onnx`` and
+refuses (one-line :class:`InputError`) anything the page could not render: a missing or
+unreadable graph, a Lens Studio (``--target snap``) export, or metadata whose sizes disagree with
+the graphs' own input / output shapes (image ``H x W``, ray grid ``h x w``, K points, C encoding
+channels).
 
 Reduced resolution: the exported ``model.onnx`` has fixed shapes (``encoding [1, C, h, w] ->
 image [1, 3, H, W]``), so it renders only the exported size. The network itself is fully
@@ -16,16 +18,13 @@ rays are a subset of the exported camera's, ``ceil(h / f) s x ceil(w / f) s`` pi
 from __future__ import annotations
 
 import copy
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from mobiler2l_ns.export.metadata import GRAPH_NAMES, METADATA_NAME, ExportMetadata
 from mobiler2l_ns.utils.errors import InputError
 
-METADATA_NAME = "metadata.json"
-GRAPH_NAMES = ("sampler", "embedder", "model")
 # ops whose output size follows their input's: a graph made only of these renders any grid size
 SPATIAL_OPS = {
     "Add", "Cast", "Clip", "Constant", "Conv", "ConvTranspose", "Div", "Erf", "Gelu", "Identity",
@@ -38,7 +37,7 @@ class ViewerExport:
     """An export folder checked for the browser viewer."""
 
     directory: Path
-    metadata: Dict[str, Any]
+    metadata: ExportMetadata
     graph_files: Dict[str, str]  # graph name -> file name inside ``directory``
     preview_model: Optional[bytes]  # model.onnx with symbolic spatial dims; None: full size only
     preview_note: str  # why there is no preview graph (empty when there is one)
@@ -47,62 +46,6 @@ class ViewerExport:
     def served_files(self) -> List[str]:
         """File names the server may send from the export folder."""
         return [METADATA_NAME, *self.graph_files.values()]
-
-
-def read_metadata(directory: Path) -> Dict[str, Any]:
-    """``metadata.json`` of a standard-target mobiler2l-onnx export (InputError otherwise)."""
-    if not directory.exists():
-        raise InputError(f"{directory}: no such folder")
-    if not directory.is_dir():
-        raise InputError(f"{directory}: not a folder (expected an ns-export mobiler2l-onnx output folder)")
-    path = directory / METADATA_NAME
-    if not path.is_file():
-        raise InputError(f"{directory}: not a mobiler2l-onnx export (no {METADATA_NAME})")
-    try:
-        metadata = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: invalid JSON ({err})") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != "mobiler2l-onnx":
-        raise InputError(f"{path}: not a mobiler2l-onnx metadata file")
-    if metadata.get("target") == "snap":
-        raise InputError(
-            f"{directory}: a --target snap export runs only in Lens Studio (GeluSnap op); "
-            "export with the standard target for the browser"
-        )
-    return metadata
-
-
-def expected_shapes(metadata: Dict[str, Any]) -> Dict[str, Dict[str, List[Tuple[str, List[int]]]]]:
-    """Input / output (name, shape) of each graph as the metadata's sizes imply them."""
-    try:
-        H, W = int(metadata["height"]), int(metadata["width"])
-        h, w = int(metadata["lowres_height"]), int(metadata["lowres_width"])
-        s, K = int(metadata["sr_factor"]), int(metadata["num_points"])
-        C = int(metadata["encoding"]["channels"])
-        graphs = metadata["graphs"]
-        names = {
-            "rotation": graphs["sampler"]["inputs"][0]["name"],
-            "translation": graphs["sampler"]["inputs"][1]["name"],
-            "points": graphs["sampler"]["outputs"][0]["name"],
-            "encoding": graphs["embedder"]["outputs"][0]["name"],
-            "image": graphs["model"]["outputs"][0]["name"],
-        }
-    except (KeyError, IndexError, TypeError, ValueError) as err:
-        raise InputError(f"{METADATA_NAME}: missing or malformed entry {err}") from None
-    if min(H, W, h, w, s, K, C) < 1:
-        raise InputError(f"{METADATA_NAME}: sizes must be positive (height {H}, width {W}, sr_factor {s}, ...)")
-    if (h, w) != (math.ceil(H / s), math.ceil(W / s)):
-        raise InputError(
-            f"{METADATA_NAME}: lowres_height x lowres_width {h} x {w} is not ceil(height / sr_factor) x "
-            f"ceil(width / sr_factor) = {math.ceil(H / s)} x {math.ceil(W / s)}"
-        )
-    points = (names["points"], [h, w, K, 3])
-    encoding = (names["encoding"], [1, C, h, w])
-    return {
-        "sampler": {"inputs": [(names["rotation"], [3, 3]), (names["translation"], [3])], "outputs": [points]},
-        "embedder": {"inputs": [points], "outputs": [encoding]},
-        "model": {"inputs": [encoding], "outputs": [(names["image"], [1, 3, H, W])]},
-    }
 
 
 def graph_shapes(proto) -> Dict[str, List[Tuple[str, List[Any]]]]:
@@ -116,7 +59,7 @@ def graph_shapes(proto) -> Dict[str, List[Tuple[str, List[Any]]]]:
     return {"inputs": inputs, "outputs": [(v.name, dims(v)) for v in proto.graph.output]}
 
 
-def check_graph(path: Path, name: str, proto, expected: Dict[str, List[Tuple[str, List[int]]]]) -> None:
+def check_graph(path: Path, proto, expected: Dict[str, List[Tuple[str, List[int]]]]) -> None:
     """InputError naming the file when a graph's inputs / outputs differ from the metadata's."""
     actual = graph_shapes(proto)
     for kind in ("inputs", "outputs"):
@@ -187,22 +130,15 @@ def preview_model(proto) -> Tuple[Optional[bytes], str]:
 def load_viewer_export(directory: Path) -> ViewerExport:
     """Check an export folder for the viewer (see the module docstring); InputError on bad input."""
     directory = Path(directory)
-    metadata = read_metadata(directory)
-    expected = expected_shapes(metadata)
-    files: Dict[str, str] = {}
-    for name in GRAPH_NAMES:
-        try:
-            file = str(metadata["graphs"][name]["file"])
-        except (KeyError, TypeError):
-            raise InputError(f"{directory / METADATA_NAME}: no graphs.{name}.file entry") from None
-        if Path(file).name != file or file in ("", ".", ".."):
-            raise InputError(f"{directory / METADATA_NAME}: graphs.{name}.file must be a file name, got {file!r}")
-        files[name] = file
+    metadata = ExportMetadata.read(directory)
+    metadata.refuse_snap(directory, "the browser")
+    files = {name: metadata.graph_file(name) for name in GRAPH_NAMES}
     missing = [file for file in files.values() if not (directory / file).is_file()]
     if missing:
         raise InputError(f"{directory}: missing {', '.join(missing)}")
     protos = {name: load_graph(directory / file) for name, file in files.items()}
+    expected = metadata.io_shapes()
     for name in GRAPH_NAMES:
-        check_graph(directory / files[name], name, protos[name], expected[name])
+        check_graph(directory / files[name], protos[name], expected[name])
     preview, note = preview_model(protos["model"])
     return ViewerExport(directory, metadata, files, preview, note)

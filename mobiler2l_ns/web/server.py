@@ -25,20 +25,24 @@ Page options in the URL: ``?ep=wasm|webgpu`` (default: WebGPU when the browser h
 
 from __future__ import annotations
 
-import argparse
 import posixpath
 import re
 import socket
 import sys
 import webbrowser
+from dataclasses import dataclass
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence
 from urllib.parse import unquote, urlsplit
 
-from mobiler2l_ns.utils.errors import InputError, OneLineArgumentParser
+import tyro
+from typing_extensions import Annotated
+
+from mobiler2l_ns.utils.cli import run_cli
+from mobiler2l_ns.utils.errors import InputError
 from mobiler2l_ns.web.export_check import ViewerExport, load_viewer_export
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -177,46 +181,50 @@ def is_loopback(host: str) -> bool:
 # --------------------------------------------------------------------------- CLI
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineArgumentParser(
-        prog="mobiler2l-view",
-        description="Browser viewer of a mobiler2l-onnx export (onnxruntime-web; wasm, or WebGPU when available).",
-    )
-    parser.add_argument("export_dir", type=Path, help="directory written by ns-export mobiler2l-onnx")
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
-    )
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)"
-    )
-    parser.add_argument("--no-open", action="store_true", help="do not open a browser window")
-    parser.add_argument("--verbose", action="store_true", help="log every request")
-    return parser
+@dataclass
+class ViewCommand:
+    """Browser viewer of a mobiler2l-onnx export (onnxruntime-web; wasm, or WebGPU when available)."""
+
+    export_dir: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="EXPORT_DIR")]
+    """Folder written by ns-export mobiler2l-onnx."""
+    host: str = "127.0.0.1"
+    """Address to listen on (127.0.0.1: this machine only)."""
+    port: int = DEFAULT_PORT
+    """Port (0: any free port)."""
+    no_open: tyro.conf.FlagCreatePairsOff[bool] = False
+    """Do not open a browser window."""
+    verbose: tyro.conf.FlagCreatePairsOff[bool] = False
+    """Log every request."""
+
+    def main(self) -> int:
+        """Check the export, serve it until Ctrl-C."""
+        if not 0 <= self.port <= 65535:
+            raise InputError(f"--port must be between 0 and 65535, got {self.port}")
+        export = load_viewer_export(self.export_dir)
+        server = make_server(export, self.host, self.port, quiet=not self.verbose)
+        url = server_url(server)
+        meta = export.metadata
+        note = f"; reduced resolutions off: {export.preview_note}" if export.preview_model is None else ""
+        print(
+            f"mobiler2l-view: {self.export_dir} ({meta.width}x{meta.height}{note}) at {url}  (Ctrl-C to stop)",
+            flush=True,
+        )
+        if not is_loopback(self.host):
+            print(f"mobiler2l-view: listening on {self.host}: other machines can load this export", flush=True)
+        if not self.no_open:
+            webbrowser.open(url)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+        return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``mobiler2l-view``: check the export, serve it until Ctrl-C."""
-    args = build_parser().parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        raise InputError(f"--port must be between 0 and 65535, got {args.port}")
-    export = load_viewer_export(args.export_dir)
-    server = make_server(export, args.host, args.port, quiet=not args.verbose)
-    url = server_url(server)
-    meta: Dict = export.metadata
-    size = f"{meta['width']}x{meta['height']}"
-    note = f"; reduced resolutions off: {export.preview_note}" if export.preview_model is None else ""
-    print(f"mobiler2l-view: {args.export_dir} ({size}{note}) at {url}  (Ctrl-C to stop)", flush=True)
-    if not is_loopback(args.host):
-        print(f"mobiler2l-view: listening on {args.host}: other machines can load this export", flush=True)
-    if not args.no_open:
-        webbrowser.open(url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    """``mobiler2l-view``: parse ``argv`` (default: the command line) and run it; the exit status."""
+    return run_cli(ViewCommand, argv, prog="mobiler2l-view", description=ViewCommand.__doc__)
 
 
 if __name__ == "__main__":  # pragma: no cover

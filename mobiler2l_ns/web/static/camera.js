@@ -1,11 +1,11 @@
-// Pose math of the viewer: a line-by-line port of mobiler2l_ns/export/runtime.py (asPose,
-// toNormalised, rotationAbout, orbitPoses), mobiler2l_ns/web/camera.py (viewerPose) and the
-// pseudo views' look-at (lookAt: mobiler2l_ns/distill/poses.py look_at_c2w).
+// Pose math of the viewer: a line-by-line port of mobiler2l_ns/geometry.py (asPose, toNormalised,
+// rotationAbout, lookAt: look_at), mobiler2l_ns/export/runtime.py (orbitPoses) and
+// mobiler2l_ns/web/camera.py (viewerPose).
 // Poses: nerfstudio camera-to-world, OpenGL axes (camera looks down -Z, +Y up, +X right), 3x4
 // row-major nested arrays [[r00, r01, r02, t0], [r10, ...], [r20, ...]], in the dataparser's
 // normalised world. All arithmetic in float64 (JS numbers), as numpy's.
 
-/** [3, 4] pose from a 3x4 / 4x4 nested array or 12 / 16 numbers (runtime.as_pose). */
+/** [3, 4] pose from a 3x4 / 4x4 nested array or 12 / 16 numbers (geometry.as_pose). */
 export function asPose(c2w) {
   const flat = Array.isArray(c2w[0]) ? c2w.flat() : Array.from(c2w);
   if (flat.length !== 12 && flat.length !== 16) {
@@ -132,7 +132,7 @@ function normalised(v) {
   return v.map((x) => x / n);
 }
 
-/** [3, 4] OpenGL c2w at `position` looking at `target` with no roll about `up` (look_at_c2w). */
+/** [3, 4] OpenGL c2w at `position` looking at `target` with no roll about `up` (geometry.look_at). */
 export function lookAt(position, target, up) {
   const forward = normalised([0, 1, 2].map((i) => target[i] - position[i]));
   let right = cross(forward, up);
