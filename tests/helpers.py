@@ -6,28 +6,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio
 
-ImageLike = Union[np.ndarray, torch.Tensor]
-
-
-def psnr(a: ImageLike, b: ImageLike, data_range: float = 1.0) -> float:
-    """PSNR in dB of two images of the same shape (torchmetrics; float64; ``inf`` when equal).
-
-    ``data_range``: 1.0 for images in [0, 1], 255.0 for uint8 ones.
-    """
-    a_t = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a).detach().cpu().double()
-    b_t = torch.as_tensor(np.asarray(b) if not isinstance(b, torch.Tensor) else b).detach().cpu().double()
-    if a_t.shape != b_t.shape:
-        raise ValueError(f"psnr: shapes differ, {tuple(a_t.shape)} vs {tuple(b_t.shape)}")
-    if torch.equal(a_t, b_t):
-        return float("inf")
-    return float(peak_signal_noise_ratio(a_t, b_t, data_range=data_range))
-
+from mobiler2l_ns.utils.metrics import psnr  # noqa: F401  (the tests' PSNR is the package's)
 
 def blender_views(scene, split: str):
     """``(cameras [N], images [N, H, W, 3])`` of a Blender-format split (``transforms_{split}.json``),

@@ -159,3 +159,14 @@ def test_ray_box_intersect_matches_the_slab_distances() -> None:
     torch.testing.assert_close(enter[[0, 1, 3]], torch.tensor([4.0, -1.0, 4.0]))
     torch.testing.assert_close(leave[[0, 1, 3]], torch.tensor([6.0, 1.0, 6.0]))
     assert bool(leave[2] < enter[2])  # a miss
+
+
+def test_psnr_is_ten_log_of_the_range_over_the_mse() -> None:
+    from mobiler2l_ns.utils.metrics import psnr
+
+    a = np.zeros((4, 4, 3))
+    assert psnr(a + 0.1, a) == pytest.approx(20.0)  # mse 0.01
+    assert psnr(torch.full((2, 2), 25.5), torch.zeros(2, 2), data_range=255.0) == pytest.approx(20.0)
+    assert psnr(a, a) == float("inf")
+    with pytest.raises(ValueError, match="shapes differ"):
+        psnr(a, a[..., :2])

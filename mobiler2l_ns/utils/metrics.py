@@ -9,14 +9,33 @@ unavailable in one log line.
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
+from torchmetrics.functional.image import peak_signal_noise_ratio
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from mobiler2l_ns.utils.log import log_once
+
+ImageLike = Union[np.ndarray, Tensor]
+
+
+def psnr(a: ImageLike, b: ImageLike, data_range: float = 1.0) -> float:
+    """PSNR in dB of two images of the same shape (torchmetrics, in float64; ``inf`` when equal).
+
+    ``data_range``: 1.0 for images in [0, 1], 255.0 for uint8 ones.
+    """
+    a_t = torch.as_tensor(a if isinstance(a, Tensor) else np.asarray(a)).detach().cpu().double()
+    b_t = torch.as_tensor(b if isinstance(b, Tensor) else np.asarray(b)).detach().cpu().double()
+    if a_t.shape != b_t.shape:
+        raise ValueError(f"psnr: shapes differ, {tuple(a_t.shape)} vs {tuple(b_t.shape)}")
+    if torch.equal(a_t, b_t):
+        return float("inf")
+    return float(peak_signal_noise_ratio(a_t, b_t, data_range=data_range))
+
 
 LPIPS_UNAVAILABLE = "LPIPS unavailable: AlexNet weights not found at {path} (offline: no download attempted)"
 

@@ -14,23 +14,17 @@ from pathlib import Path
 from typing import Annotated, List, Optional, Sequence
 
 import numpy as np
-import torch
 import tyro
-from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from mobiler2l_ns.utils.cli import run_cli
 from mobiler2l_ns.utils.errors import InputError
 from mobiler2l_ns.utils.io import read_rgb, write_png
+from mobiler2l_ns.utils.metrics import psnr
 
 COLUMNS = ("teacher/test/gt-rgb", "teacher/test/rgb", "student/test/rgb")
 """Folders under RENDERS: ground truth, teacher, student."""
 ERROR_GAIN = 4.0
 """The error column shows ``ERROR_GAIN x |student - ground truth|`` (mean over RGB), clipped to 1."""
-
-
-def psnr(image: np.ndarray, truth: np.ndarray) -> float:
-    """PSNR in dB of two float ``[H, W, 3]`` images in [0, 1] (torchmetrics)."""
-    return float(peak_signal_noise_ratio(torch.from_numpy(image), torch.from_numpy(truth), data_range=1.0))
 
 
 def comparison_strip(columns: List[List[Path]], views: int) -> np.ndarray:
