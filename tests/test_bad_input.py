@@ -172,3 +172,71 @@ def test_chain_last_line_is_the_tools_own_message(tmp_path: Path, capfd: pytest.
         f"stage teacher: `{Path(sys.executable).name} -c raise RuntimeError('boom') ...` exited with code 1 "
         "(see its output above); rerun the same command to resume"
     )
+
+
+def test_chain_tools_sleep_idle_threads_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chain runs its tools with OpenMP's passive wait policy (benchmarks/shared_cpu.py) unless the
+    user chose a policy."""
+    script = "import os, sys; sys.exit('mobiler2l: ' + os.environ.get('OMP_WAIT_POLICY', 'unset'))"
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    for user, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        if user is not None:
+            monkeypatch.setenv("OMP_WAIT_POLICY", user)
+        with pytest.raises(StageError, match=f"^stage teacher: {expected} "):
+            TeacherStage().command([sys.executable, "-c", script])
+
+
+CHILD = """
+import os, sys, time, pathlib
+print('ready', os.getpid(), file=sys.stderr, flush=True)
+try:
+    time.sleep(120)
+except KeyboardInterrupt:
+    time.sleep(float(sys.argv[2]))  # a checkpoint being saved
+    pathlib.Path(sys.argv[1]).write_text('saved')
+"""
+PARENT = """
+import sys
+from mobiler2l_ns.chain.stage_base import run_showing_stderr
+try:
+    run_showing_stderr([sys.executable, '-c', sys.argv[1], *sys.argv[2:]])
+except KeyboardInterrupt:
+    print('parent interrupted', flush=True)
+"""
+
+
+@pytest.mark.parametrize("save_s, ctrl_c", [(1.0, 1), (60.0, 2)])
+def test_interrupted_chain_waits_for_its_child_to_save(tmp_path: Path, save_s: float, ctrl_c: int) -> None:
+    """Ctrl-C on the chain (sent to it alone): the training child gets one SIGINT and the chain waits for
+    it to save before it returns; a second Ctrl-C kills a child stuck in its save."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    saved = tmp_path / "saved"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, CHILD, str(saved), str(save_s)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stderr is not None
+    line = ""
+    while not line.startswith("ready"):
+        line = parent.stderr.readline()
+        assert line, "the parent ended before its child started"
+    child = int(line.split()[1])
+    os.kill(parent.pid, signal.SIGINT)
+    if ctrl_c == 2:
+        while "waiting up to" not in parent.stdout.readline():
+            pass
+        os.kill(parent.pid, signal.SIGINT)
+    start = time.monotonic()
+    out, _ = parent.communicate(timeout=30)
+    assert "parent interrupted" in out
+    assert saved.exists() == (ctrl_c == 1)  # saved before the chain returned / killed in its save
+    assert ctrl_c == 1 or time.monotonic() - start < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # reaped: nothing left running

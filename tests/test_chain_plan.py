@@ -288,6 +288,20 @@ def test_until_stops_the_plan_and_the_run(scene: Path, tmp_path: Path, commands)
     assert list(json.loads(chain.record_path.read_text())["stages"]) == ["teacher"]
 
 
+def test_cli_until_names_only_what_it_made(scene: Path, tmp_path: Path, capsys, commands) -> None:
+    from mobiler2l_ns.cli import entrypoint
+
+    entrypoint(
+        ["run", str(scene), "--out", str(tmp_path), "--name", "tiny", "--preset", "cpu-toy", "--until", "teacher"]
+    )
+    out = capsys.readouterr().out.replace("\n", "")  # rich wraps long paths
+    chain = Chain(scene, tmp_path, "tiny", PRESETS["cpu-toy"])
+    assert len(commands) == 1 and commands[0][1] == "mobiler2l-teacher"
+    assert f"done up to teacher: {chain.record_path}" in out
+    assert str(chain.export_dir) not in out and str(chain.renders) not in out  # never made, never named
+    assert list(json.loads(chain.record_path.read_text())["stages"]) == ["teacher"]
+
+
 def test_stub_run_folder_trains_and_a_failed_run_leaves_none(scene: Path, tmp_path: Path, monkeypatch) -> None:
     """ns-train writes config.yml before its first step: a run that stopped there trains from scratch,
     and a failed first run leaves no such stub behind."""

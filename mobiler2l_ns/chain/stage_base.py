@@ -8,9 +8,12 @@ run as subprocesses whose one-line bad-input messages become the stage's :class:
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,18 +90,81 @@ def tool(name: str) -> str:
     return found
 
 
-def run_showing_stderr(args: Sequence[str]) -> Tuple[int, Optional[str]]:
+CHILD_THREAD_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+"""OpenMP settings of the chain's tools unless the user set a wait policy: idle threads sleep instead of
+spinning, so a training run sharing the cores with another process does not stall
+(``benchmarks/shared_cpu.py``; README "Benchmarks")."""
+SAVE_GRACE_S = 300.0
+"""How long an interrupted chain waits for its training child to save a checkpoint and exit."""
+
+
+def child_env() -> Dict[str, str]:
+    """This process's environment for a chain tool, with :data:`CHILD_THREAD_ENV` unless the user set
+    ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``."""
+    env = dict(os.environ)
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env.update(CHILD_THREAD_ENV)
+    return env
+
+
+def run_showing_stderr(args: Sequence[str], env: Optional[Dict[str, str]] = None) -> Tuple[int, Optional[str]]:
     """Run ``args`` with stdout as is and stderr passed through line by line; returns the exit code and
-    the last one-line bad-input message (``mobiler2l: ...``) the tool printed, if any."""
+    the last one-line bad-input message (``mobiler2l: ...``) the tool printed, if any.
+
+    The child leads its own process group, so a Ctrl-C reaches it once: this process forwards its
+    KeyboardInterrupt as SIGINT and waits for the child to save and exit (:func:`interrupt_and_wait`)
+    before it raises, so the chain never returns while a checkpoint is half-written.
+    """
     cause: Optional[str] = None
-    with subprocess.Popen(list(args), stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1) as proc:
-        assert proc.stderr is not None
+    proc = subprocess.Popen(
+        list(args), stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1, start_new_session=True, env=env
+    )
+    assert proc.stderr is not None
+    try:
         for line in proc.stderr:
             sys.stderr.write(line)
             if line.startswith(ONE_LINE_PREFIX):
                 cause = line.strip()[len(ONE_LINE_PREFIX) :]
-        returncode = proc.wait()
-    return returncode, cause
+        return proc.wait(), cause
+    except BaseException:
+        interrupt_and_wait(proc)
+        raise
+    finally:
+        proc.stderr.close()
+
+
+def interrupt_and_wait(proc: subprocess.Popen, grace_s: float = SAVE_GRACE_S) -> None:
+    """SIGINT to ``proc``'s process group, then wait for it (its stderr still passed through) for up to
+    ``grace_s`` seconds; killed at once on a second Ctrl-C or when the time is up."""
+    if proc.poll() is not None:
+        return
+    timer = threading.Timer(grace_s, kill_group, (proc,))
+    timer.daemon = True
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        timer.start()
+        CONSOLE.print(
+            f"[yellow]waiting up to {grace_s:.0f} s for {Path(proc.args[0]).name} to save and stop "
+            "(Ctrl-C again to kill it)"
+        )
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            sys.stderr.write(line)
+        proc.wait()
+    except BaseException:
+        kill_group(proc)
+        raise
+    finally:
+        timer.cancel()
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc``'s process group (gone already: nothing to do) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 class Stage(ABC):
@@ -138,7 +204,7 @@ class Stage(ABC):
         """Run ``args`` (output shown as it comes); StageError naming the stage when it fails: the tool's
         own one-line message when it gave one (bad input: rerunning cannot help), else a resume hint."""
         CONSOLE.print(f"[dim]$ {' '.join(args)}")
-        returncode, cause = run_showing_stderr(args)
+        returncode, cause = run_showing_stderr(args, env=child_env())
         if returncode != 0:
             tool_name = f"`{Path(args[0]).name} {' '.join(args[1:3])} ...`"
             if cause is not None:
