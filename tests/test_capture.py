@@ -299,6 +299,26 @@ def test_existing_output_is_refused(tmp_path: Path):
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
+def test_matching_follows_the_capture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """auto: every pair of a small photo set, neighbours for a video or a large set; a vocab tree that
+    would be downloaded is refused in one line (nothing is downloaded, nothing left)."""
+    from mobiler2l_ns.capture.process import EXHAUSTIVE_MAX_IMAGES, choose_matching
+
+    assert choose_matching("images", EXHAUSTIVE_MAX_IMAGES) == "exhaustive"
+    assert choose_matching("images", EXHAUSTIVE_MAX_IMAGES + 1) == "sequential"
+    assert choose_matching("video", 30) == "sequential"
+    assert choose_matching("images", 500, "exhaustive") == "exhaustive"  # the user's choice stands
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.new("RGB", (16, 16)).save(src / "a.png")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))  # where appdirs looks, on Linux
+    with pytest.raises(
+        InputError, match=r"^mobiler2l: --matching vocab_tree: needs COLMAP's vocabulary tree at .*vocab_tree\.fbow"
+    ):
+        process_capture(src, tmp_path / "out", matching="vocab_tree")
+    assert not leftovers(tmp_path, "out")
+
+
 @needs_colmap
 def test_too_few_registered_images(tmp_path: Path):
     src = tmp_path / "noise"

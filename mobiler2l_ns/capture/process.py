@@ -2,7 +2,7 @@
 
 ::
 
-    mobiler2l-process SRC OUT [--num-frames-target 150] [--matching exhaustive] [ns-process-data flags ...]
+    mobiler2l-process SRC OUT [--num-frames-target 150] [--matching auto] [ns-process-data flags ...]
 
 (the ns-process-data flags come after ``SRC OUT``; they are passed on unchanged).
 
@@ -34,8 +34,11 @@ from mobiler2l_ns.utils.cli import parse_cli
 from mobiler2l_ns.utils.data_checks import PHOTO_SUFFIXES, list_photos
 from mobiler2l_ns.utils.errors import InputError
 
-Matching = Literal["exhaustive", "sequential", "vocab_tree"]
+Matching = Literal["auto", "exhaustive", "sequential", "vocab_tree"]
 MATCHING_METHODS = get_args(Matching)
+EXHAUSTIVE_MAX_IMAGES = 100
+"""``auto`` matching: every pair of a photo folder up to this many photos, neighbours in name order above
+(COLMAP's sequential matcher); a video's frames are always matched sequentially."""
 
 MIN_REGISTERED_IMAGES = 10
 """COLMAP must register at least this many images ..."""
@@ -68,6 +71,27 @@ def video_frame_count(video: Path) -> int:
 def minimum_registered(num_inputs: int) -> int:
     """Images COLMAP must register out of ``num_inputs``: ``max(10, ceil(0.5 * num_inputs))``, at most all."""
     return min(num_inputs, max(MIN_REGISTERED_IMAGES, math.ceil(MIN_REGISTERED_FRACTION * num_inputs)))
+
+
+def choose_matching(kind: str, num_inputs: int, matching: str = "auto") -> str:
+    """COLMAP's matcher for ``num_inputs`` images of ``kind`` (``images`` or ``video``): ``matching``
+    unless it is ``auto``, then ``sequential`` for a video or a photo folder of more than
+    :data:`EXHAUSTIVE_MAX_IMAGES` (pairs grow with the square of the count), else ``exhaustive``."""
+    if matching != "auto":
+        return matching
+    return "sequential" if kind == "video" or num_inputs > EXHAUSTIVE_MAX_IMAGES else "exhaustive"
+
+
+def check_vocab_tree() -> None:
+    """InputError unless COLMAP's vocabulary tree is where ns-process-data looks (it would download it)."""
+    import appdirs  # nerfstudio's dependency; the folder is nerfstudio's choice
+
+    tree = Path(appdirs.user_data_dir("nerfstudio")) / "vocab_tree.fbow"
+    if not tree.is_file():
+        raise InputError(
+            f"--matching vocab_tree: needs COLMAP's vocabulary tree at {tree} (ns-process-data would download "
+            "it; this tool works offline): put the file there, or use --matching auto, exhaustive or sequential"
+        )
 
 
 def ns_process_data_command(
@@ -194,14 +218,14 @@ def process_capture(
     dst: Path,
     *,
     num_frames_target: int = 150,
-    matching: str = "exhaustive",
+    matching: str = "auto",
     extra_args: Sequence[str] = (),
     attempts: int = 2,
 ) -> Path:
     """Turn photos (a folder) or a video (a file) ``src`` into the nerfstudio-data folder ``dst``.
 
-    Runs ``ns-process-data images|video`` (COLMAP with CPU SIFT, ``matching`` in ``exhaustive``,
-    ``sequential``, ``vocab_tree``; ``num_frames_target`` frames extracted from a video, a folder's
+    Runs ``ns-process-data images|video`` (COLMAP with CPU SIFT, ``matching`` in ``auto``
+    (:func:`choose_matching`), ``exhaustive``, ``sequential``, ``vocab_tree``; ``num_frames_target`` frames extracted from a video, a folder's
     images are all used; ``extra_args`` appended to its command line) into
     ``dst.parent/.{dst.name}.partial-XXXX``, renamed to ``dst`` on success. Returns ``dst`` (with
     ``transforms.json``). Raises a one-line :class:`InputError` for a folder without images, an
@@ -228,6 +252,9 @@ def process_capture(
     check_tools()
     if kind == "video":
         video_frame_count(src)
+    matching = choose_matching(kind, num_inputs, matching)
+    if matching == "vocab_tree":
+        check_vocab_tree()
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, attempts + 1):
@@ -261,8 +288,8 @@ class Process:
     """Output folder (must not exist yet, or be empty)."""
     num_frames_target: int = 150
     """Frames to extract from a video."""
-    matching: Matching = "exhaustive"
-    """COLMAP feature matching."""
+    matching: Matching = "auto"
+    """COLMAP feature matching (auto: exhaustive for up to 100 photos, else sequential; sequential for a video)."""
 
     def main(self, extra_args: Sequence[str] = ()) -> int:
         """Run :func:`process_capture`; ``extra_args`` go to ns-process-data."""
