@@ -188,7 +188,8 @@ def test_chain_tools_sleep_idle_threads_unless_told(monkeypatch: pytest.MonkeyPa
 
 
 CHILD = """
-import os, sys, time, pathlib
+import os, signal, sys, time, pathlib
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal, even in a background job
 print('ready', os.getpid(), file=sys.stderr, flush=True)
 try:
     time.sleep(120)
@@ -197,7 +198,8 @@ except KeyboardInterrupt:
     pathlib.Path(sys.argv[1]).write_text('saved')
 """
 PARENT = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal, even in a background job
 from mobiler2l_ns.chain.stage_base import run_showing_stderr
 try:
     run_showing_stderr([sys.executable, '-c', sys.argv[1], *sys.argv[2:]])
