@@ -23,6 +23,7 @@ if command -v dpkg >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+      apt-get clean
     else
       required=()
       for pkg in "${missing[@]}"; do
@@ -40,8 +41,10 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+# --no-cache-dir: the CUDA build of torch that nerfstudio resolves is several GB; a cached copy of
+# every wheel would double what the install needs on disk (a CI run once ran out of space).
+.venv/bin/python -m pip install --quiet --no-cache-dir --upgrade pip
+.venv/bin/python -m pip install --quiet --no-cache-dir -c constraints.txt -e ".[dev]"
 
 # Browser viewer (mobiler2l-view): onnxruntime-web at the exact version of package-lock.json,
 # served from mobiler2l_ns/web/node_modules (no CDN). No install scripts are needed.
