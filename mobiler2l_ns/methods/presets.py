@@ -33,7 +33,8 @@ PRESETS: Dict[str, ChainPreset] = {
         teacher_steps=2000,
         student_method="mobiler2l-small",
         # 14,000 steps: 42.2 min in all and -2.02 dB from the teacher; the x2 student gains ~0.8 dB per
-        # doubling of its steps on lego (benchmarks/results/student-pseudo-vs-real.json), so 18,000 (~48 min)
+        # doubling of its steps on lego (benchmarks/results/student-pseudo-vs-real.json), so 18,000:
+        # 59.2 min from scratch alone on the machine and -1.88 dB (README, lego-400 results)
         student_steps=18_000,
         pseudo_count=500,
         real_share=0.5,
