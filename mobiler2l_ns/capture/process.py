@@ -20,7 +20,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import tyro
 from mobiler2l_ns.utils.cli import parse_cli
 from mobiler2l_ns.utils.data_checks import PHOTO_SUFFIXES, list_photos
 from mobiler2l_ns.utils.errors import InputError
+from mobiler2l_ns.utils.processes import stop_group
 
 Matching = Literal["auto", "exhaustive", "sequential", "vocab_tree"]
 MATCHING_METHODS = get_args(Matching)
@@ -127,20 +127,6 @@ def run_logged(cmd: Sequence[str], log_path: Path) -> int:
         except BaseException:
             stop_group(proc)
             raise
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """Terminate ``proc``'s process group (it leads its own session), then kill it if still there after 5 s."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def registered_frames(out: Path) -> int:

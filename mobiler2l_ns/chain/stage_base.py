@@ -23,6 +23,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from mobiler2l_ns.chain.layout import ChainLayout
 from mobiler2l_ns.utils.errors import InputError
+from mobiler2l_ns.utils.processes import stop_group
 
 Action = Literal["skip", "resume", "train", "retrain", "run"]
 ONE_LINE_PREFIX = "mobiler2l: "
@@ -159,12 +160,8 @@ def interrupt_and_wait(proc: subprocess.Popen, grace_s: float = SAVE_GRACE_S) ->
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL ``proc``'s process group (gone already: nothing to do) and reap it."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
+    """SIGKILL ``proc``'s process group at once and reap it."""
+    stop_group(proc, term_wait_s=None)
 
 
 class Stage(ABC):
