@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,18 +12,14 @@ from typing import Optional
 def stop_group(proc: subprocess.Popen, term_wait_s: Optional[float] = 5.0) -> None:
     """End ``proc``'s process group (``proc`` leads its own session) and reap ``proc``.
 
-    SIGTERM first and SIGKILL if the group is still there after ``term_wait_s`` seconds; SIGKILL at once
+    SIGTERM first and SIGKILL if ``proc`` is still there after ``term_wait_s`` seconds; SIGKILL at once
     when ``term_wait_s`` is None. A group already gone is nothing to do.
     """
-    steps = [(signal.SIGKILL, None)] if term_wait_s is None else [(signal.SIGTERM, term_wait_s), (signal.SIGKILL, None)]
-    for sig, wait_s in steps:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait_s)
+    with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+        if term_wait_s is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=term_wait_s)
             return
-        except subprocess.TimeoutExpired:
-            continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
