@@ -1,5 +1,6 @@
-"""Shared fixtures: the tiny scene rendered by the project's own renderer and ONE tiny teacher per
-test session (every test that needs a trained ``mobiler2l-teacher`` on the tiny scene uses it)."""
+"""Shared fixtures: the tiny scene rendered by the project's own renderer, ONE tiny teacher per test
+session (every test that needs a trained ``mobiler2l-teacher`` on the tiny scene uses it) and ONE
+whole ``mobiler2l run`` chain on it (``tests/test_chain.py``, ``tests/test_ns_viewer.py``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from mobiler2l_ns.chain import Chain, ChainPreset
 from mobiler2l_ns.scenes.synthetic import render_blender_scene
 from mobiler2l_ns.utils.runs import read_run_config
 from tests.helpers import OFFLINE_RUNNER, offline_env, run_offline
 
-__all__ = ["OFFLINE_RUNNER", "TEACHER_STEPS", "TINY_TEACHER_FLAGS", "TinyTeacher", "offline_env", "run_offline"]
+__all__ = [
+    "OFFLINE_RUNNER", "TEACHER_STEPS", "TINY_CHAIN", "TINY_TEACHER_FLAGS", "TinyTeacher", "offline_env", "run_offline"
+]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +84,40 @@ def teacher_run(tiny_blender: Path, tmp_path_factory: pytest.TempPathFactory) ->
     saved = read_run_config(config)
     assert not saved.output_dir.is_absolute() and not saved.pipeline.datamanager.dataparser.data.is_absolute()
     return TinyTeacher(root, config, proc.stdout + proc.stderr, torch_home, tiny_blender)
+
+
+MODEL_FLAGS = tuple(
+    flag
+    for i, flag in enumerate(TINY_TEACHER_FLAGS)
+    if flag.startswith("--pipeline.") or (i > 0 and TINY_TEACHER_FLAGS[i - 1].startswith("--pipeline."))
+)
+TINY_CHAIN = ChainPreset(
+    description="tiny test scene",
+    teacher_steps=150,
+    student_method="mobiler2l-small",
+    student_steps=300,
+    pseudo_count=16,
+    real_share=0.25,
+    finetune_steps=30,
+    teacher_args=MODEL_FLAGS,
+    student_args=("--pipeline.datamanager.pseudo-shard-size", "4"),
+    orbit_frames=4,
+)
+
+
+@pytest.fixture(scope="session")
+def chain(tiny_blender: Path, tmp_path_factory: pytest.TempPathFactory) -> Chain:
+    """``mobiler2l run`` (all stages) on the tiny scene with :data:`TINY_CHAIN`, one intra-op thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: a second thread only contends (session scope: before "single_thread")
+    try:
+        chain = Chain(tiny_blender, tmp_path_factory.mktemp("chain"), "tiny", TINY_CHAIN)
+        chain.run()
+    finally:
+        torch.set_num_threads(threads)
+    return chain
 
 
 @pytest.fixture(autouse=True)

@@ -332,6 +332,53 @@ def test_too_few_registered_images(tmp_path: Path):
     assert not leftovers(tmp_path, "out")
 
 
+def write_colmap_model(folder: Path, names: List[str], seed: int) -> None:
+    """A COLMAP binary model: one OPENCV camera, ``names`` posed at random, 20 points."""
+    from nerfstudio.data.utils.colmap_parsing_utils import Camera, Point3D, write_model
+    from nerfstudio.data.utils.colmap_parsing_utils import Image as ColmapImage
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    cameras = {1: Camera(1, "OPENCV", 64, 48, np.array([50.0, 50.0, 32.0, 24.0, 0.0, 0.0, 0.0, 0.0]))}
+    images, tvecs = {}, rng.normal(size=(len(names), 3))
+    for i, name in enumerate(names, start=1):
+        qvec = rng.normal(size=4)
+        images[i] = ColmapImage(i, qvec / np.linalg.norm(qvec), tvecs[i - 1], 1, name, np.zeros((0, 2)), np.zeros(0, int))
+    points = {
+        j: Point3D(j, rng.normal(size=3), np.array([10, 20, 30]), 0.5, np.array([1, 2]), np.array([0, 0]))
+        for j in range(1, 21)
+    }
+    write_model(cameras, images, points, str(folder), ext=".bin")
+
+
+def test_largest_colmap_model_is_used(tmp_path: Path):
+    """COLMAP's mapper may split a capture into models; ns-process-data converts only sparse/0 (on the
+    600x600 Ethiopian-head photos: sparse/0 held 18 images, sparse/1 all 66). The largest model wins."""
+    from nerfstudio.process_data.colmap_utils import colmap_to_json
+
+    from mobiler2l_ns.capture.process import colmap_models, use_largest_model
+
+    sparse = tmp_path / "colmap" / "sparse"
+    write_colmap_model(sparse / "0", [f"frame_{i:05d}.jpg" for i in range(1, 4)], seed=0)
+    write_colmap_model(sparse / "1", [f"frame_{i:05d}.jpg" for i in range(3, 11)], seed=1)
+    (sparse / "2").mkdir()  # an empty model folder is skipped
+    colmap_to_json(recon_dir=sparse / "0", output_dir=tmp_path)  # what ns-process-data wrote
+    assert [(n, f.name) for n, f in colmap_models(tmp_path)] == [(8, "1"), (3, "0")]
+
+    message = use_largest_model(tmp_path)
+    assert message is not None and "using the largest, sparse/1 (8)" in message and "sparse/0 (3 images)" in message
+    frames = json.loads((tmp_path / "transforms.json").read_text())["frames"]
+    assert sorted(f["file_path"] for f in frames) == [f"images/frame_{i:05d}.jpg" for i in range(3, 11)]
+    # the poses are model 1's: camera centres -R^T t, whatever the axis convention colmap_to_json applies
+    from nerfstudio.data.utils.colmap_parsing_utils import read_images_binary
+
+    model = read_images_binary(sparse / "1" / "images.bin")
+    centres = {im.name: -im.qvec2rotmat().T @ im.tvec for im in model.values()}
+    got = {Path(f["file_path"]).name: np.array(f["transform_matrix"])[:3, 3] for f in frames}
+    assert np.allclose(sorted(np.linalg.norm(c) for c in centres.values()), sorted(np.linalg.norm(g) for g in got.values()))
+    assert use_largest_model(tmp_path) is None  # already the largest: nothing to do
+
+
 @needs_colmap
 def test_interrupt_stops_the_child_and_removes_the_partial_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     src = tmp_path / "photos"

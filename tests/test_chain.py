@@ -13,43 +13,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mobiler2l_ns.chain import Chain, ChainPreset
+from mobiler2l_ns.chain import Chain
 from mobiler2l_ns.export.runtime import OnnxLightField
 from mobiler2l_ns.utils.checkpoints import usable_checkpoints
 from mobiler2l_ns.utils.io import read_rgb, to_uint8
 from mobiler2l_ns.utils.strip import COLUMNS, comparison_strip
-from tests.conftest import TINY_TEACHER_FLAGS
+from tests.conftest import TINY_CHAIN as TINY
 from tests.helpers import blender_views, psnr
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-MODEL_FLAGS = tuple(
-    flag
-    for i, flag in enumerate(TINY_TEACHER_FLAGS)
-    if flag.startswith("--pipeline.") or (i > 0 and TINY_TEACHER_FLAGS[i - 1].startswith("--pipeline."))
-)
-TINY = ChainPreset(
-    description="tiny test scene",
-    teacher_steps=150,
-    student_method="mobiler2l-small",
-    student_steps=300,
-    pseudo_count=16,
-    real_share=0.25,
-    finetune_steps=30,
-    teacher_args=MODEL_FLAGS,
-    student_args=("--pipeline.datamanager.pseudo-shard-size", "4"),
-    orbit_frames=4,
-)
 STAGES = ["teacher", "teacher-eval", "student", "student-eval", "export", "preview"]
-
-
-@pytest.fixture(scope="module")
-def chain(tiny_blender: Path, tmp_path_factory: pytest.TempPathFactory) -> Chain:
-    out = tmp_path_factory.mktemp("chain")
-    chain = Chain(tiny_blender, out, "tiny", TINY)
-    chain.run()
-    return chain
-
 
 def rendered(folder: Path) -> list:
     """The PNG renders of an evaluation, by test view, as float ``[H, W, 3]``."""

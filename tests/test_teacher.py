@@ -6,7 +6,6 @@ Every test uses the session's one tiny teacher (``teacher_run`` in conftest.py).
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from mobiler2l_ns.utils.runs import load_pipeline, read_run_config
 from tests.conftest import TEACHER_STEPS as STEPS
 from tests.conftest import TINY_TEACHER_FLAGS as TINY_FLAGS
 from tests.conftest import TinyTeacher
-from tests.helpers import psnr, run_offline
+from tests.helpers import free_port, psnr, run_offline
 
 
 @dataclass
@@ -157,12 +156,6 @@ def test_ns_render_writes_the_models_renders_of_the_test_views(teacher_run: Tiny
         scores.append(psnr(pred, gt))
     # the saved ground truth is the evaluation's: the mean PSNR matches the pipeline's own
     assert float(np.mean(scores)) == pytest.approx(evaluated.metrics["psnr"], abs=0.1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ns_viewer_loads_the_checkpoint(teacher_run: TinyTeacher):

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -138,6 +139,39 @@ def registered_frames(out: Path) -> int:
         return 0
 
 
+def colmap_models(out: Path) -> List[Tuple[int, Path]]:
+    """``(registered images, folder)`` of each model COLMAP's mapper wrote under ``out/colmap/sparse``,
+    the largest first (the mapper starts a new model when it cannot extend the current one)."""
+    from nerfstudio.data.utils.colmap_parsing_utils import read_images_binary
+
+    models = []
+    for folder in sorted((out / "colmap" / "sparse").glob("*")):
+        try:
+            models.append((len(read_images_binary(folder / "images.bin")), folder))
+        except (OSError, ValueError, struct.error):
+            continue  # a folder without a readable model
+    return sorted(models, key=lambda model: -model[0])
+
+
+def use_largest_model(out: Path) -> Optional[str]:
+    """When COLMAP's mapper split the capture and a later model registered more images than the one
+    ns-process-data converted (``sparse/0``), rewrite ``out/transforms.json`` and ``sparse_pc.ply`` from the
+    largest (nerfstudio's ``colmap_to_json``). Returns what was done, for the log, or None."""
+    from nerfstudio.process_data.colmap_utils import colmap_to_json
+
+    models = colmap_models(out)
+    registered = registered_frames(out)
+    if not models or models[0][0] <= registered:
+        return None
+    count, folder = models[0]
+    colmap_to_json(recon_dir=folder, output_dir=out)
+    sizes = ", ".join(f"{model.name}: {n}" for n, model in sorted(models, key=lambda model: model[1].name))
+    return (
+        f"COLMAP's mapper split the capture into {len(models)} models (images registered: {sizes}); "
+        f"ns-process-data converted sparse/0 ({registered} images), using the largest, sparse/{folder.name} ({count})"
+    )
+
+
 def last_error_line(log_path: Path) -> str:
     """The last non-empty line of the log that names an error (else the last line), stripped."""
     try:
@@ -178,6 +212,11 @@ def _process_once(
             raise InputError(f"{src}: ns-process-data failed (exit status {status}): {last_error_line(log_path)}")
         if kind == "video":
             num_inputs = len(list_photos(partial / "images"))
+        switched = use_largest_model(partial)
+        if switched:
+            print(f"mobiler2l: {switched}", flush=True)
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"mobiler2l: {switched}\n")
         registered = registered_frames(partial)
         needed = minimum_registered(num_inputs)
         if registered < needed:
