@@ -124,8 +124,34 @@ def test_clean_capture_passes(clean_scene: Path, capsys: pytest.CaptureFixture):
     assert report.exit_code == 0
     assert report.cameras.layout == "360" and len(report.frames) == 40
     assert report.stats["largest_azimuth_gap_deg"] < 45.0
+    assert report.stats["principal_point_offset"] == 0.0 and report.stats["fx"] == report.stats["fy"]
     assert check_main([str(clean_scene)]) == 0
     assert "severe" not in capsys.readouterr().out.replace("0 severe", "")
+
+
+def test_implausible_lens_is_flagged():
+    """COLMAP's self-calibration failed on the 600x600 Ethiopian-head photos (no EXIF): OPENCV gave fx 741,
+    fy 448 px and p1 0.31, SIMPLE_PINHOLE a principal point at y = 210 of 600. Each is a severe finding;
+    a plausible lens (square pixels, centred, |p| ~ 0.001) gives none."""
+    from nerfstudio.cameras.cameras import Cameras
+
+    from mobiler2l_ns.capture.checks import check_intrinsics
+    from mobiler2l_ns.capture.findings import CaptureCheckConfig
+
+    def lens(fx, fy, cx, cy, p1):
+        distortion = torch.tensor([[0.29, -0.008, 0.0, 0.0, p1, 0.0]]).repeat(3, 1)
+        c2w = torch.eye(4)[:3].repeat(3, 1, 1)
+        return Cameras(c2w, fx=fx, fy=fy, cx=cx, cy=cy, width=600, height=600, distortion_params=distortion)
+
+    cfg = CaptureCheckConfig()
+    findings, stats = check_intrinsics(lens(741.5, 448.4, 301.4, 300.3, 0.307), cfg)
+    assert {f.check: f.severe for f in findings} == {"focal-aspect": True, "tangential-distortion": True}
+    assert stats["fx"] == pytest.approx(741.5) and stats["tangential_distortion"] == pytest.approx(0.307)
+    assert all(f.frame == "" and "poses are probably wrong" in f.detail for f in findings)
+    findings, _ = check_intrinsics(lens(588.7, 588.7, 299.4, 210.5, 0.0), cfg)
+    assert {f.check: f.severe for f in findings} == {"principal-point": True}
+    findings, stats = check_intrinsics(lens(1131.0, 1133.0, 302.0, 297.0, 0.001), cfg)
+    assert findings == [] and stats["principal_point_offset"] == pytest.approx(0.005)
 
 
 @pytest.mark.parametrize(

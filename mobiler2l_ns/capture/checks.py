@@ -148,3 +148,34 @@ def check_elevation(cams: CameraLayout, cfg: CaptureCheckConfig) -> Tuple[List[F
         f"all cameras within {spread:.1f} degrees of elevation (one ring; limit {cfg.elevation_range_warn_deg:.0f})"
     )
     return [Finding("", "elevation-range", spread, cfg.elevation_range_warn_deg, False, detail)], stats
+
+
+def check_intrinsics(cameras, cfg: CaptureCheckConfig) -> Tuple[List[Finding], Dict[str, float]]:
+    """The lens COLMAP calibrated (nerfstudio ``cameras``, median over frames): findings for non-square
+    pixels, an off-centre principal point and strong tangential distortion, which real cameras do not
+    have; they mean a failed self-calibration, whose poses are wrong too (camera ``""``: the whole capture)."""
+    fx = float(cameras.fx.median())
+    fy = float(cameras.fy.median())
+    cx_share = float((cameras.cx / cameras.width).median()) - 0.5
+    cy_share = float((cameras.cy / cameras.height).median()) - 0.5
+    tangential = 0.0
+    if cameras.distortion_params is not None:  # nerfstudio's [k1, k2, k3, k4, p1, p2]
+        tangential = float(cameras.distortion_params[..., 4:6].abs().median(dim=0).values.max())
+    aspect = abs(fx / fy - 1.0)
+    offset = max(abs(cx_share), abs(cy_share))
+    stats = {"fx": fx, "fy": fy, "principal_point_offset": offset, "tangential_distortion": tangential}
+    checks = [
+        ("focal-aspect", aspect, cfg.focal_aspect_warn, cfg.focal_aspect_severe,
+         f"focal lengths fx {fx:.0f} and fy {fy:.0f} px differ by {100 * aspect:.0f} %"),
+        ("principal-point", offset, cfg.principal_point_warn, cfg.principal_point_severe,
+         f"principal point {100 * offset:.0f} % of the image size off its centre"),
+        ("tangential-distortion", tangential, cfg.tangential_warn, cfg.tangential_severe,
+         f"tangential distortion {tangential:.3f}"),
+    ]  # fmt: skip
+    findings = [
+        Finding("", name, value, warn, bool(value >= severe),
+                f"implausible lens from COLMAP: {what} (limit {warn:g}); its poses are probably wrong too")
+        for name, value, warn, severe, what in checks
+        if value >= warn
+    ]  # fmt: skip
+    return findings, stats

@@ -39,6 +39,18 @@ class CaptureCheckConfig:
     """Overlap: severe from this many times the median."""
     elevation_range_warn_deg: float = 10.0
     """Elevation (360, mild): warn when all cameras lie within this elevation band (one ring)."""
+    focal_aspect_warn: float = 0.03
+    """Lens: flag fx and fy that differ by this fraction or more (real sensors have square pixels)."""
+    focal_aspect_severe: float = 0.15
+    """Lens: severe from this fraction."""
+    principal_point_warn: float = 0.05
+    """Lens: flag a principal point this far from the image centre (fraction of the width / height)."""
+    principal_point_severe: float = 0.12
+    """Lens: severe from this fraction."""
+    tangential_warn: float = 0.01
+    """Lens: flag tangential distortion (|p1|, |p2|) from this value (real lenses: about 0.001)."""
+    tangential_severe: float = 0.05
+    """Lens: severe from this value."""
     few_frames_warn: int = 20
     """Warn below this many frames."""
     few_frames_severe: int = 8

@@ -16,6 +16,7 @@ from mobiler2l_ns.capture.checks import (
     check_azimuth_gap,
     check_brightness,
     check_elevation,
+    check_intrinsics,
     check_overlap,
     check_radius,
     check_sharpness,
@@ -108,6 +109,9 @@ def check_frames(
         if cams.layout == "360":
             report.findings += check_radius(names, cams, cfg)
             report.findings += check_azimuth_gap(names, cams, cfg)
+    lens_findings, lens_stats = check_intrinsics(cameras, cfg)
+    report.findings += lens_findings
+    report.stats.update(lens_stats)
     if cams.layout == "360":
         radii = np.linalg.norm(cams.centres - cams.centre, axis=-1)
         report.stats["radius_min_over_median"] = float(radii.min() / np.median(radii))
