@@ -40,3 +40,11 @@ def read_on_white(path: Path) -> NDArray[np.float32]:
     with Image.open(path) as image:
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
     return rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
+
+
+class NoLPIPS(torch.nn.Module):
+    """Stand-in for nerfacto's LPIPS metric, whose construction downloads AlexNet weights (offline machine):
+    ``torchmetrics.image.lpip.LearnedPerceptualImagePatchSimilarity = NoLPIPS`` before building nerfacto."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__()

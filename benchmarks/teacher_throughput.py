@@ -17,15 +17,8 @@ from pathlib import Path
 import torch
 from nerfstudio.configs.method_configs import all_methods
 
-from common import LEGO, machine_description, require_lego
+from common import LEGO, NoLPIPS, machine_description, require_lego
 from mobiler2l_ns.utils.cli import run_cli
-
-
-class NoLPIPS(torch.nn.Module):
-    """Stand-in for nerfacto's LPIPS metric, whose construction downloads AlexNet weights."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__()
 
 
 def build(method: str, data: Path, rays: int):

@@ -27,13 +27,24 @@ CUDA = torch.cuda.is_available()
 STEPS = 20000 if CUDA else 3000
 RAYS_PER_BATCH = 4096 if CUDA else 2048
 CPU_MODEL_SETTINGS = dict(log2_hashmap_size=17, max_resolution=512, grid_resolution=64, steps_per_diagonal=300)
+# Real captures on CPU: far fewer samples per ray than Instant-NGP's unbounded marching (4 grid levels, cone
+# 0.004, steps of 1/300 of the box diagonal: 511 samples per ray before the grid prunes, 358 training rays/s),
+# and 1024-ray batches. benchmarks/real_teacher.py, 66 Ethiopian-head photos, 3 training minutes: 427 steps
+# instead of 33, held-out PSNR 15.98-16.18 vs 12.73 dB, renders 6,956-9,675 vs 434 rays/s
+# (benchmarks/results/real-teacher-eth.md).
+REAL_CPU_MODEL_SETTINGS = dict(grid_levels=2, cone_angle=0.05, steps_per_diagonal=64)
+REAL_CPU_RAYS_PER_BATCH = 1024
 
 
-def teacher_trainer(method_name: str, model: TeacherModelConfig, dataparser) -> TrainerConfig:
-    """A TrainerConfig for the teacher with ``model`` on ``dataparser``'s data."""
+def teacher_trainer(
+    method_name: str, model: TeacherModelConfig, dataparser, real: bool = False
+) -> TrainerConfig:
+    """A TrainerConfig for the teacher with ``model`` on ``dataparser``'s data (``real``: an unbounded capture)."""
+    rays = RAYS_PER_BATCH
     if not CUDA:
-        for key, value in CPU_MODEL_SETTINGS.items():
+        for key, value in {**CPU_MODEL_SETTINGS, **(REAL_CPU_MODEL_SETTINGS if real else {})}.items():
             setattr(model, key, value)
+        rays = REAL_CPU_RAYS_PER_BATCH if real else RAYS_PER_BATCH
     return TrainerConfig(
         _target=SafeTrainer,  # atomic checkpoint writes, a checkpoint on Ctrl-C
         method_name=method_name,
@@ -45,8 +56,8 @@ def teacher_trainer(method_name: str, model: TeacherModelConfig, dataparser) -> 
         pipeline=VanillaPipelineConfig(
             datamanager=TeacherDataManagerConfig(
                 dataparser=dataparser,
-                train_num_rays_per_batch=RAYS_PER_BATCH,
-                eval_num_rays_per_batch=RAYS_PER_BATCH,
+                train_num_rays_per_batch=rays,
+                eval_num_rays_per_batch=rays,
             ),
             model=model,
         ),
@@ -82,6 +93,7 @@ teacher_real_method = MethodSpecification(
             eval_num_rays_per_chunk=1 << 14,
         ),
         NerfstudioDataParserConfig(),
+        real=True,
     ),
     description="MobileR2L teacher for real, unbounded captures (ns-process-data output; scene contraction).",
 )
