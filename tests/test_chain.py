@@ -25,6 +25,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 STAGES = ["teacher", "teacher-eval", "student", "student-eval", "export", "preview"]
 
+
 def rendered(folder: Path) -> list:
     """The PNG renders of an evaluation, by test view, as float ``[H, W, 3]``."""
     return [read_rgb(p) for p in sorted(folder.glob("*.png"))]

@@ -36,15 +36,12 @@ REAL_CPU_MODEL_SETTINGS = dict(grid_levels=2, cone_angle=0.05, steps_per_diagona
 REAL_CPU_RAYS_PER_BATCH = 1024
 
 
-def teacher_trainer(
-    method_name: str, model: TeacherModelConfig, dataparser, real: bool = False
-) -> TrainerConfig:
+def teacher_trainer(method_name: str, model: TeacherModelConfig, dataparser, real: bool = False) -> TrainerConfig:
     """A TrainerConfig for the teacher with ``model`` on ``dataparser``'s data (``real``: an unbounded capture)."""
-    rays = RAYS_PER_BATCH
+    rays = REAL_CPU_RAYS_PER_BATCH if real and not CUDA else RAYS_PER_BATCH
     if not CUDA:
         for key, value in {**CPU_MODEL_SETTINGS, **(REAL_CPU_MODEL_SETTINGS if real else {})}.items():
             setattr(model, key, value)
-        rays = REAL_CPU_RAYS_PER_BATCH if real else RAYS_PER_BATCH
     return TrainerConfig(
         _target=SafeTrainer,  # atomic checkpoint writes, a checkpoint on Ctrl-C
         method_name=method_name,
