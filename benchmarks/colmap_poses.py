@@ -79,7 +79,13 @@ def main(argv: List[str]) -> None:
         raise SystemExit("usage: colmap_poses.py PROCESSED [PROCESSED ...] --reference poses_bounds.npy")
     at = argv.index("--reference")
     reference = Path(argv[at + 1])
-    for folder in [Path(a) for a in argv[:at] + argv[at + 2 :]]:
+    if not reference.is_file():
+        raise SystemExit(f"--reference {reference}: no such file (expected an LLFF poses_bounds.npy)")
+    folders = [Path(a) for a in argv[:at] + argv[at + 2 :]]
+    for folder in folders:
+        if not (folder / "transforms.json").is_file():
+            raise SystemExit(f"{folder}: expected an ns-process-data folder with transforms.json")
+    for folder in folders:
         r = compare(folder, reference)
         print(f"{folder}: {r['registered']}/{r['of']} registered, centre RMS {100 * r['centre_rms_share']:.1f} % of "
               f"the ring radius, viewing directions {r['view_angle_deg']:.1f} deg off, focal {r['fl_x']:.0f} x "
