@@ -1,7 +1,7 @@
 """Real-capture teachers (and nerfstudio's ``nerfacto``) trained for the same minutes on a processed capture.
 
     python benchmarks/real_teacher.py --data runs/eth/data [--minutes 4] [--variants preset levels2 ...]
-        [--nerfacto] [--eval-views 7] [--name real-teacher]
+        [--nerfacto] [--eval-views 7] [--marks 0.5 1.0] [--name real-teacher]
 
 ``--data`` is an ``ns-process-data`` folder (``mobiler2l-process`` / ``mobiler2l run`` make one). Each
 variant is the ``mobiler2l-teacher-real`` preset with some model fields changed (:data:`VARIANTS`),
@@ -40,7 +40,6 @@ from mobiler2l_ns.utils.io import write_json_atomic
 from mobiler2l_ns.utils.metrics import ImageMetrics
 
 CONSOLE = Console(width=140)
-MARKS = (0.5, 1.0)
 
 VARIANTS: Dict[str, Dict[str, object]] = {
     "preset": {},
@@ -66,6 +65,8 @@ class Args:
     variants: List[str] = field(default_factory=lambda: ["preset", "ngp"])
     nerfacto: bool = False
     """Also train nerfstudio's nerfacto for the same minutes."""
+    marks: List[float] = field(default_factory=lambda: [0.5, 1.0])
+    """Shares of the budget at which the held-out views are evaluated (the last must be 1)."""
     eval_views: int = 7
     """Held-out views evaluated (evenly spaced over the eval split)."""
     eval_scale: float = 0.25
@@ -136,7 +137,9 @@ def run_one(name: str, config: TrainerConfig, args: Args) -> Dict[str, object]:
         CONSOLE.print(f"  step {mark.step}, {mark.seconds / 60:.1f} min: {mark.scores}")
 
     start = time.perf_counter()
-    run = train_timed(config, Budget(seconds=60 * args.minutes, marks=MARKS), evaluate=evaluate, on_mark=on_mark)
+    run = train_timed(
+        config, Budget(seconds=60 * args.minutes, marks=tuple(args.marks)), evaluate=evaluate, on_mark=on_mark
+    )
     final = run.marks[-1].scores
     ray_bundle, _ = run.pipeline.datamanager.next_train(run.steps)
     with torch.no_grad():
@@ -167,7 +170,16 @@ def main(args: Args) -> None:
         results.append(run_one("nerfacto", nerfacto_config(args), args))
     base = results[0]["rays_per_s"]
     table = Table(title=f"{args.data} ({args.minutes:g} min each; {machine_description()})")
-    columns = ("run", "steps", "train rays/s", f"x {results[0]['name']}", "samples/ray", "render rays/s", "held-out PSNR", "SSIM")
+    columns = (
+        "run",
+        "steps",
+        "train rays/s",
+        f"x {results[0]['name']}",
+        "samples/ray",
+        "render rays/s",
+        "held-out PSNR",
+        "SSIM",
+    )
     for column in columns:
         table.add_column(column)
     for r in results:

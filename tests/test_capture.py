@@ -13,10 +13,12 @@ import math
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Callable, List, Tuple
 
@@ -192,6 +194,49 @@ def red_pixels(path: Path) -> int:
     return int((np.abs(rgb - np.array([214, 39, 40])).sum(axis=-1) < 30).sum())
 
 
+def write_pair_database(database: Path, configs: List[int], unverified: int = 5) -> None:
+    """A COLMAP database with only the two-view geometry table (its schema): one verified pair (30 inlier
+    matches) per entry of ``configs`` and ``unverified`` pairs without inliers (never counted)."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    database.unlink(missing_ok=True)
+    with closing(sqlite3.connect(database)) as db:
+        db.execute(
+            "CREATE TABLE two_view_geometries (pair_id INTEGER PRIMARY KEY NOT NULL, rows INTEGER NOT NULL, "
+            "cols INTEGER NOT NULL, data BLOB, config INTEGER NOT NULL, F BLOB, E BLOB, H BLOB)"
+        )
+        matches = np.zeros((30, 2), np.uint32).tobytes()
+        rows = [(30, matches, config) for config in configs] + [(0, b"", 7)] * unverified
+        for pair, (count, data, config) in enumerate(rows, start=1):
+            row = (pair, count, data, config)
+            db.execute("INSERT INTO two_view_geometries VALUES (?, ?, 2, ?, ?, NULL, NULL, NULL)", row)
+        db.commit()
+
+
+def test_static_background_is_flagged(clean_scene: Path, tmp_path: Path):
+    """A capture whose COLMAP database says most matched pairs lack parallax (panoramic 5, planar-or-panoramic 6,
+    watermark 7; the Ethiopian head's turntable capture: 1833 of 2145) gets a capture-wide finding: severe from
+    75 %, a warning from 50 %; general (2, 3) and planar (4) pairs and unverified pairs do not count."""
+    scene = tmp_path / "scene"
+    shutil.copytree(clean_scene, scene)
+    database = scene / "colmap" / "database.db"
+    cases = (
+        ([7, 7, 7, 7, 6, 6, 5, 5, 2, 3], True),
+        ([7, 7, 7, 6, 6, 6, 2, 2, 3, 3], False),
+        ([7, 6, 4, 4, 4] + [2] * 5, None),
+    )
+    for configs, expected in cases:
+        write_pair_database(database, configs)
+        flat = sum(config in (5, 6, 7) for config in configs)
+        found = [f for f in check_capture(scene).findings if f.check == "static-background"]
+        assert [f.severe for f in found] == ([] if expected is None else [expected]), (configs, found)
+        if found:
+            assert found[0].frame == "" and found[0].value == pytest.approx(flat / 10)
+            expected_detail = f"{flat} of 10 photo pairs ({10 * flat} %) without parallax ({configs.count(7)} by"
+            assert expected_detail in found[0].detail
+    database.write_bytes(b"not a database")
+    assert not [f for f in check_capture(scene).findings if f.check == "static-background"]
+
+
 def test_plot_and_json_are_written(clean_scene: Path, tmp_path: Path):
     scene = variant(clean_scene, tmp_path / "dark", darken)
     plot, report_json = tmp_path / "cameras.png", tmp_path / "report.json"
@@ -281,7 +326,8 @@ def test_teacher_datamanager_prints_the_summary(clean_scene: Path, tmp_path: Pat
 
 
 def leftovers(parent: Path, name: str) -> List[Path]:
-    return [p for p in parent.iterdir() if p.name == name or p.name.startswith(f".{name}.partial-")]
+    prefixes = (f".{name}.partial-", f".{name}.photos-")
+    return [p for p in parent.iterdir() if p.name == name or p.name.startswith(prefixes)]
 
 
 def test_folder_without_images(tmp_path: Path):
@@ -353,6 +399,34 @@ def test_too_few_registered_images(tmp_path: Path):
     for i in range(12):
         Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(src / f"n_{i:02d}.png")
     with pytest.raises(InputError, match=r"COLMAP registered 0 of 12 images \(at least 10 needed\): take more") as err:
+        process_capture(src, tmp_path / "out", extra_args=["--num-downscales", "0"])
+    assert "\n" not in str(err.value)
+    assert not leftovers(tmp_path, "out")
+
+
+@needs_colmap
+def test_turntable_capture_is_named(tmp_path: Path):
+    """A turntable capture (the object turns in front of a room that stays put, shifted by a hand-held camera's
+    few pixels): COLMAP poses none of it, and the one-line error says why instead of 'take more photos'."""
+    size, border = PHOTO_SIZE, 40
+    photos = render_photo_capture(tmp_path / "walk", size, 24, seed=0)
+    rng = np.random.default_rng(5)
+    coarse, fine = (rng.integers(0, 256, (n, n, 3), dtype=np.uint8) for n in (24, 88))
+    room = sum(
+        weight * np.asarray(Image.fromarray(noise).resize((size + 16, size + 16), Image.BICUBIC), dtype=np.float32)
+        for weight, noise in ((0.6, coarse), (0.4, fine))
+    )
+    frame = np.ones((size, size), bool)
+    frame[border:-border, border:-border] = False
+    src = tmp_path / "turntable"
+    src.mkdir()
+    for path in sorted(photos.glob("*.png")):
+        image = np.asarray(Image.open(path).convert("RGB")).copy()
+        dx, dy = rng.integers(0, 8, 2)
+        image[frame] = room[dy : dy + size, dx : dx + size][frame]
+        Image.fromarray(image.astype(np.uint8)).save(src / path.name)
+    hint = r"registered \d+ of 24 images .*: \d+ of the \d+ photo pairs it matched have no parallax: the background"
+    with pytest.raises(InputError, match=hint + r" stayed put while the view changed \(a turntable capture\?\)") as err:
         process_capture(src, tmp_path / "out", extra_args=["--num-downscales", "0"])
     assert "\n" not in str(err.value)
     assert not leftovers(tmp_path, "out")
@@ -431,6 +505,57 @@ def test_interrupt_stops_the_child_and_removes_the_partial_folder(tmp_path: Path
     assert not leftovers(tmp_path, "out")
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
+
+
+def test_large_photos_are_shrunk_before_colmap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Photos larger than --max-photo-size reach ns-process-data shrunk (aspect, pixels and the EXIF focal
+    length kept, same names and order); smaller ones and a limit of 0 leave them as they are; the shrunk
+    copies are removed afterwards."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "photos"
+    (src / "more").mkdir(parents=True)
+    smooth = [Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((400, 300), Image.BICUBIC)]
+    exif = Image.Exif()
+    exif[0x920A] = 4.2  # FocalLength (mm)
+    exif[0x010F] = "PhoneMaker"  # Make
+    smooth[0].save(src / "IMG_1.JPG", quality=98, exif=exif)
+    smooth[0].transpose(Image.Transpose.ROTATE_90).save(src / "IMG_2.jpeg", quality=98, exif=exif)
+    Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(src / "more" / "small.png")
+    seen = tmp_path / "seen.json"
+    child = (
+        "import json, sys; from pathlib import Path; from PIL import Image; d = Path(sys.argv[1]); "
+        "files = sorted(p for p in d.rglob('*') if p.is_file()); "
+        f"open({str(seen)!r}, 'w').write(json.dumps([[str(p.relative_to(d)), Image.open(p).size, "
+        "float(Image.open(p).getexif().get_ifd(0x8769).get(0x920A, Image.open(p).getexif().get(0x920A, 0)))] "
+        "for p in files] + [str(d)])); sys.exit(3)"
+    )
+    monkeypatch.setattr(
+        process_module, "ns_process_data_command", lambda kind, data, *rest: [sys.executable, "-c", child, str(data)]
+    )
+
+    with pytest.raises(InputError, match="ns-process-data failed"):
+        process_capture(src, tmp_path / "out", max_photo_size=200)
+    *files, folder = json.loads(seen.read_text())
+    assert files == [
+        ["IMG_1.JPG", [200, 150], 4.2],
+        ["IMG_2.jpeg", [150, 200], 4.2],
+        ["more/small.png", [120, 90], 0.0],
+    ]
+    assert Path(folder).parent == tmp_path and not Path(folder).exists() and not leftovers(tmp_path, "out")
+    with Image.open(src / "IMG_1.JPG") as original:
+        reference = np.asarray(original.convert("RGB").resize((200, 150), Image.Resampling.BOX), dtype=np.float32) / 255
+    from mobiler2l_ns.capture.photos import shrink_photo
+
+    assert shrink_photo(src / "IMG_1.JPG", tmp_path / "one" / "a.jpg", 200) == (200, 150)
+    shrunk = np.asarray(Image.open(tmp_path / "one" / "a.jpg"), dtype=np.float32) / 255
+    assert psnr(torch.from_numpy(shrunk), torch.from_numpy(reference)) > 35.0
+
+    for limit in (400, 0):  # nothing larger than the limit, or no limit: the photos themselves
+        with pytest.raises(InputError, match="ns-process-data failed"):
+            process_capture(src, tmp_path / "out", max_photo_size=limit)
+        assert json.loads(seen.read_text())[-1] == str(src)
+    with pytest.raises(InputError, match=r"max_photo_size 50: expected 0 \(keep the photos' size\) or >= 100 px"):
+        process_capture(src, tmp_path / "out", max_photo_size=50)
 
 
 # --------------------------------------------------------------------------- student presets for real captures

@@ -18,6 +18,7 @@ from mobiler2l_ns.capture.cameras import (
     largest_azimuth_gap,
     nearest_neighbour,
 )
+from mobiler2l_ns.capture.colmap_pairs import NO_PARALLAX, WATERMARK
 from mobiler2l_ns.capture.findings import CaptureCheckConfig, Finding
 
 MAD_TO_SIGMA = 1.4826
@@ -179,3 +180,27 @@ def check_intrinsics(cameras, cfg: CaptureCheckConfig) -> Tuple[List[Finding], D
         if value >= warn
     ]  # fmt: skip
     return findings, stats
+
+
+def check_static_background(
+    configurations: Dict[int, int], cfg: CaptureCheckConfig
+) -> Tuple[List[Finding], Dict[str, float]]:
+    """A capture-wide finding when most photo pairs COLMAP matched have no parallax (``configurations``:
+    verified pairs per two-view configuration, :func:`~mobiler2l_ns.capture.colmap_pairs.pair_configurations`;
+    ``{}``: no database, no finding)."""
+    matched = sum(configurations.values())
+    if matched == 0:
+        return [], {}
+    flat = sum(configurations.get(config, 0) for config in NO_PARALLAX)
+    share = flat / matched
+    stats = {"no_parallax_pair_share": share, "watermark_pair_share": configurations.get(WATERMARK, 0) / matched}
+    if share < cfg.static_background_warn:
+        return [], stats
+    detail = (
+        f"COLMAP matched {flat} of {matched} photo pairs ({100 * share:.0f} %) without parallax "
+        f"({configurations.get(WATERMARK, 0)} by one 2D shift of the image borders; limit "
+        f"{100 * cfg.static_background_warn:.0f} %): the background stayed put as the view changed, as on a "
+        "turntable (object turned, camera still); poses and radiance field need a static scene and a moving camera"
+    )
+    severe = bool(share >= cfg.static_background_severe)
+    return [Finding("", "static-background", share, cfg.static_background_warn, severe, detail)], stats

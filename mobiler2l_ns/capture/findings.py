@@ -51,6 +51,11 @@ class CaptureCheckConfig:
     """Lens: flag tangential distortion (|p1|, |p2|) from this value (real lenses: about 0.001)."""
     tangential_severe: float = 0.05
     """Lens: severe from this value."""
+    static_background_warn: float = 0.5
+    """Matches: flag a capture when this share of the photo pairs COLMAP matched have no parallax (panoramic,
+    planar-or-panoramic, watermark): a background that stood still while the object turned."""
+    static_background_severe: float = 0.75
+    """Matches: severe from this share."""
     few_frames_warn: int = 20
     """Warn below this many frames."""
     few_frames_severe: int = 8

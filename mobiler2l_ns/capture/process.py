@@ -30,6 +30,10 @@ from typing import Annotated, List, Literal, Optional, Sequence, Tuple, get_args
 
 import tyro
 
+from mobiler2l_ns.capture.checks import check_static_background
+from mobiler2l_ns.capture.colmap_pairs import database_path, pair_configurations
+from mobiler2l_ns.capture.findings import CaptureCheckConfig
+from mobiler2l_ns.capture.photos import MAX_PHOTO_SIZE, largest_side, shrink_photos
 from mobiler2l_ns.utils.cli import parse_cli
 from mobiler2l_ns.utils.data_checks import PHOTO_SUFFIXES, list_photos
 from mobiler2l_ns.utils.errors import InputError
@@ -40,6 +44,9 @@ MATCHING_METHODS = get_args(Matching)
 EXHAUSTIVE_MAX_IMAGES = 100
 """``auto`` matching: every pair of a photo folder up to this many photos, neighbours in name order above
 (COLMAP's sequential matcher); a video's frames are always matched sequentially."""
+
+MIN_PHOTO_SIZE = 100
+"""Smallest ``max_photo_size`` accepted (COLMAP needs some pixels)."""
 
 MIN_REGISTERED_IMAGES = 10
 """COLMAP must register at least this many images ..."""
@@ -172,6 +179,20 @@ def use_largest_model(out: Path) -> Optional[str]:
     )
 
 
+def static_background_hint(out: Path) -> Optional[str]:
+    """Why COLMAP failed when most photo pairs it matched lack parallax (a background that stood still: a
+    turntable capture), from its database in ``out``; None otherwise."""
+    configurations = pair_configurations(database_path(out))
+    findings, _ = check_static_background(configurations, CaptureCheckConfig())
+    if not findings:
+        return None
+    flat, matched = round(findings[0].value * sum(configurations.values())), sum(configurations.values())
+    return (
+        f"{flat} of the {matched} photo pairs it matched have no parallax: the background stayed put while the "
+        "view changed (a turntable capture?); walk around a static object instead"
+    )
+
+
 def last_error_line(log_path: Path) -> str:
     """The last non-empty line of the log that names an error (else the last line), stripped."""
     try:
@@ -222,8 +243,11 @@ def _process_once(
         if registered < needed:
             raise _TooFewRegistered(
                 f"{src}: COLMAP registered {registered} of {num_inputs} images (at least {needed} needed): "
-                "take more overlapping photos (small steps between shots, about 60-80% shared view) "
-                "of a textured, static scene, sharp and evenly lit"
+                + (
+                    static_background_hint(partial)
+                    or "take more overlapping photos (small steps between shots, about 60-80% shared view) "
+                    "of a textured, static scene, sharp and evenly lit"
+                )
                 + ("" if matching == "exhaustive" else "; or try exhaustive matching"),
                 registered,
             )
@@ -238,6 +262,27 @@ def _process_once(
     return registered, num_inputs
 
 
+def _shrunk_photos(src: Path, dst: Path, max_photo_size: int) -> Optional[Path]:
+    """A hidden folder beside ``dst`` with ``src``'s photos shrunk to ``max_photo_size`` (None: none is larger,
+    the limit is 0, or Pillow cannot read one of them, e.g. a camera raw: COLMAP gets the originals)."""
+    photos = list_photos(src)
+    largest = largest_side(photos)
+    if max_photo_size == 0 or largest is None or largest <= max_photo_size:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix=f".{dst.name}.photos-", dir=dst.parent))
+    try:
+        count = shrink_photos(photos, src, folder, max_photo_size)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    print(
+        f"mobiler2l: {count} of {len(photos)} photos shrunk to {max_photo_size} px on their longer side "
+        f"(largest {largest} px) for COLMAP and training (--max-photo-size 0 keeps them)",
+        flush=True,
+    )
+    return folder
+
+
 def process_capture(
     src: Path,
     dst: Path,
@@ -246,6 +291,7 @@ def process_capture(
     matching: str = "auto",
     extra_args: Sequence[str] = (),
     attempts: int = 2,
+    max_photo_size: int = MAX_PHOTO_SIZE,
 ) -> Path:
     """Turn photos (a folder) or a video (a file) ``src`` into the nerfstudio-data folder ``dst``.
 
@@ -253,7 +299,9 @@ def process_capture(
     (:func:`choose_matching`), ``exhaustive``, ``sequential``, ``vocab_tree``; ``num_frames_target`` frames extracted from a video, a folder's
     images are all used; ``extra_args`` appended to its command line) into
     ``dst.parent/.{dst.name}.partial-XXXX``, renamed to ``dst`` on success. Returns ``dst`` (with
-    ``transforms.json``). Raises a one-line :class:`InputError` for a folder without images, an
+    ``transforms.json``). Photos whose longer side exceeds ``max_photo_size`` (0: no limit) are
+    shrunk to it first (:mod:`~mobiler2l_ns.capture.photos`, into a hidden sibling folder removed at the
+    end), so COLMAP and the dataset see them at that size. Raises a one-line :class:`InputError` for a folder without images, an
     unreadable video, missing colmap / ffmpeg, an existing non-empty ``dst`` and too few images
     registered by COLMAP; nothing is left behind then, nor on KeyboardInterrupt. COLMAP's
     incremental mapper is randomised (threads, RANSAC): when it registers some but too few images,
@@ -264,6 +312,10 @@ def process_capture(
         raise InputError(f"matching {matching!r}: expected one of {', '.join(MATCHING_METHODS)}")
     if num_frames_target < 1:
         raise InputError(f"num_frames_target {num_frames_target}: expected a positive number of frames")
+    if max_photo_size != 0 and max_photo_size < MIN_PHOTO_SIZE:
+        raise InputError(
+            f"max_photo_size {max_photo_size}: expected 0 (keep the photos' size) or >= {MIN_PHOTO_SIZE} px"
+        )
     if not src.exists():
         raise InputError(f"{src}: no such file or folder")
     kind = "images" if src.is_dir() else "video"
@@ -282,16 +334,24 @@ def process_capture(
         check_vocab_tree()
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, attempts + 1):
-        try:
-            registered, num_inputs = _process_once(src, dst, kind, num_inputs, num_frames_target, matching, extra_args)
-            break
-        except _TooFewRegistered as err:
-            if err.registered == 0 or attempt == attempts:
-                raise InputError(err.message) from None
-            print(
-                f"mobiler2l: {err.message.split(' (')[0]}; COLMAP's mapper is randomised: running it again", flush=True
-            )
+    shrunk = _shrunk_photos(src, dst, max_photo_size) if kind == "images" else None
+    try:
+        for attempt in range(1, attempts + 1):
+            try:
+                registered, num_inputs = _process_once(
+                    shrunk or src, dst, kind, num_inputs, num_frames_target, matching, extra_args
+                )
+                break
+            except _TooFewRegistered as err:
+                if err.registered == 0 or attempt == attempts:
+                    raise InputError(err.message) from None
+                print(
+                    f"mobiler2l: {err.message.split(' (')[0]}; COLMAP's mapper is randomised: running it again",
+                    flush=True,
+                )
+    finally:
+        if shrunk is not None:
+            shutil.rmtree(shrunk, ignore_errors=True)
     print(f"mobiler2l: {registered} of {num_inputs} images registered -> {dst / 'transforms.json'}", flush=True)
     return dst
 
@@ -315,11 +375,18 @@ class Process:
     """Frames to extract from a video."""
     matching: Matching = "auto"
     """COLMAP feature matching (auto: exhaustive for up to 100 photos, else sequential; sequential for a video)."""
+    max_photo_size: int = MAX_PHOTO_SIZE
+    """Photos larger than this (px, longer side) are shrunk to it before COLMAP; 0 keeps their size."""
 
     def main(self, extra_args: Sequence[str] = ()) -> int:
         """Run :func:`process_capture`; ``extra_args`` go to ns-process-data."""
         process_capture(
-            self.src, self.out, num_frames_target=self.num_frames_target, matching=self.matching, extra_args=extra_args
+            self.src,
+            self.out,
+            num_frames_target=self.num_frames_target,
+            matching=self.matching,
+            extra_args=extra_args,
+            max_photo_size=self.max_photo_size,
         )
         return 0
 

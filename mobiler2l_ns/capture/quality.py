@@ -20,7 +20,9 @@ from mobiler2l_ns.capture.checks import (
     check_overlap,
     check_radius,
     check_sharpness,
+    check_static_background,
 )
+from mobiler2l_ns.capture.colmap_pairs import database_path, pair_configurations
 from mobiler2l_ns.capture.findings import CaptureCheckConfig, CaptureReport, Finding
 from mobiler2l_ns.capture.images import image_statistics
 from mobiler2l_ns.utils.data_checks import check_dataset
@@ -112,6 +114,9 @@ def check_frames(
     lens_findings, lens_stats = check_intrinsics(cameras, cfg)
     report.findings += lens_findings
     report.stats.update(lens_stats)
+    match_findings, match_stats = check_static_background(pair_configurations(database_path(data)), cfg)
+    report.findings += match_findings
+    report.stats.update(match_stats)
     if cams.layout == "360":
         radii = np.linalg.norm(cams.centres - cams.centre, axis=-1)
         report.stats["radius_min_over_median"] = float(radii.min() / np.median(radii))
