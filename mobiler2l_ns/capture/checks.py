@@ -18,7 +18,7 @@ from mobiler2l_ns.capture.cameras import (
     largest_azimuth_gap,
     nearest_neighbour,
 )
-from mobiler2l_ns.capture.colmap_pairs import NO_PARALLAX, WATERMARK
+from mobiler2l_ns.capture.colmap_pairs import WATERMARK, no_parallax_pairs
 from mobiler2l_ns.capture.findings import CaptureCheckConfig, Finding
 
 MAD_TO_SIGMA = 1.4826
@@ -188,10 +188,9 @@ def check_static_background(
     """A capture-wide finding when most photo pairs COLMAP matched have no parallax (``configurations``:
     verified pairs per two-view configuration, :func:`~mobiler2l_ns.capture.colmap_pairs.pair_configurations`;
     ``{}``: no database, no finding)."""
-    matched = sum(configurations.values())
+    flat, matched = no_parallax_pairs(configurations)
     if matched == 0:
         return [], {}
-    flat = sum(configurations.get(config, 0) for config in NO_PARALLAX)
     share = flat / matched
     stats = {"no_parallax_pair_share": share, "watermark_pair_share": configurations.get(WATERMARK, 0) / matched}
     if share < cfg.static_background_warn:

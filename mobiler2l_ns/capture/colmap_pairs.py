@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 PANORAMIC, PLANAR_OR_PANORAMIC, WATERMARK = 5, 6, 7
 """COLMAP's ``TwoViewGeometry`` configurations without parallax."""
@@ -38,3 +38,8 @@ def pair_configurations(database: Path) -> Dict[int, int]:
             return {int(config): int(count) for config, count in rows.fetchall()}
     except sqlite3.Error:
         return {}
+
+
+def no_parallax_pairs(configurations: Dict[int, int]) -> Tuple[int, int]:
+    """``(pairs without parallax, all verified pairs)`` of :func:`pair_configurations`' counts."""
+    return sum(configurations.get(config, 0) for config in NO_PARALLAX), sum(configurations.values())

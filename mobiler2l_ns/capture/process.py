@@ -31,7 +31,7 @@ from typing import Annotated, List, Literal, Optional, Sequence, Tuple, get_args
 import tyro
 
 from mobiler2l_ns.capture.checks import check_static_background
-from mobiler2l_ns.capture.colmap_pairs import database_path, pair_configurations
+from mobiler2l_ns.capture.colmap_pairs import database_path, no_parallax_pairs, pair_configurations
 from mobiler2l_ns.capture.findings import CaptureCheckConfig
 from mobiler2l_ns.capture.photos import MAX_PHOTO_SIZE, largest_side, shrink_photos
 from mobiler2l_ns.utils.cli import parse_cli
@@ -183,10 +183,9 @@ def static_background_hint(out: Path) -> Optional[str]:
     """Why COLMAP failed when most photo pairs it matched lack parallax (a background that stood still: a
     turntable capture), from its database in ``out``; None otherwise."""
     configurations = pair_configurations(database_path(out))
-    findings, _ = check_static_background(configurations, CaptureCheckConfig())
-    if not findings:
+    if not check_static_background(configurations, CaptureCheckConfig())[0]:
         return None
-    flat, matched = round(findings[0].value * sum(configurations.values())), sum(configurations.values())
+    flat, matched = no_parallax_pairs(configurations)
     return (
         f"{flat} of the {matched} photo pairs it matched have no parallax: the background stayed put while the "
         "view changed (a turntable capture?); walk around a static object instead"
