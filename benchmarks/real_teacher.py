@@ -12,7 +12,8 @@ second, mean samples per ray that the trained teacher shades (one training batch
 spaced, rendered at ``--eval-scale`` of their size against the area-downsampled photos) and the rays per
 second of those renders, with the preset's rays/s as the baseline ratio. ``--nerfacto`` adds nerfstudio's
 ``nerfacto`` on the same data for the same minutes (its own batch size and optimisers). Writes
-``NAME.json`` and ``NAME.png`` (held-out PSNR against minutes) into ``--out``.
+``NAME.json``, ``NAME.png`` (held-out PSNR against minutes) and ``NAME-views.png`` (each held-out view's
+photo, then every run's final render, side by side) into ``--out``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List
 
+import numpy as np
 import torch
 import tyro
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
@@ -36,7 +38,7 @@ from timed_training import Budget, Mark, train_timed
 import mobiler2l_ns  # noqa: F401  (safe globals for nerfstudio checkpoints)
 from mobiler2l_ns.chain.evaluate import spaced_indices
 from mobiler2l_ns.methods.teachers import teacher_real_method
-from mobiler2l_ns.utils.io import write_json_atomic
+from mobiler2l_ns.utils.io import write_json_atomic, write_png
 from mobiler2l_ns.utils.metrics import ImageMetrics
 
 CONSOLE = Console(width=140)
@@ -101,9 +103,11 @@ def nerfacto_config(args: Args) -> TrainerConfig:
     return config
 
 
-def held_out(pipeline, count: int, scale: float) -> Dict[str, float]:
+def held_out(pipeline, count: int, scale: float, renders: List[np.ndarray]) -> Dict[str, float]:
     """Mean PSNR / SSIM over ``count`` evenly spaced views of the eval split (never trained on), rendered
-    at ``scale`` of their resolution against area-downsampled photos; and the render's rays per second."""
+    at ``scale`` of their resolution against area-downsampled photos; and the render's rays per second.
+    ``renders`` is refilled with ``[photo, render]`` pairs (H W 3 arrays in [0, 1]) of those views."""
+    renders.clear()
     dataset = pipeline.datamanager.eval_dataset
     metrics = ImageMetrics()
     scores: List[Dict[str, float]] = []
@@ -119,6 +123,7 @@ def held_out(pipeline, count: int, scale: float) -> Dict[str, float]:
         seconds += time.perf_counter() - start
         rays += height * width
         scores.append({k: float(v) for k, v in metrics(rgb, truth).items() if k in ("psnr", "ssim")})
+        renders.extend(image.clamp(0, 1).cpu().numpy() for image in (truth, rgb))
     means = {key: sum(s[key] for s in scores) / len(scores) for key in ("psnr", "ssim")}
     return {**means, "render_rays_per_s": rays / seconds}
 
@@ -126,10 +131,11 @@ def held_out(pipeline, count: int, scale: float) -> Dict[str, float]:
 def run_one(name: str, config: TrainerConfig, args: Args) -> Dict[str, object]:
     CONSOLE.print(f"[bold]{name}[/]: {args.minutes:g} min of training")
     rays_per_step = config.pipeline.datamanager.train_num_rays_per_batch
+    renders: List[np.ndarray] = []  # the latest evaluation's [photo, render] pairs
 
     def evaluate(pipeline) -> Dict[str, float]:
         start = time.perf_counter()
-        scores = held_out(pipeline, args.eval_views, args.eval_scale)
+        scores = held_out(pipeline, args.eval_views, args.eval_scale, renders)
         scores["eval_s"] = time.perf_counter() - start
         return scores
 
@@ -155,6 +161,7 @@ def run_one(name: str, config: TrainerConfig, args: Args) -> Dict[str, object]:
         "render_rays_per_s": final["render_rays_per_s"],
         "wall_s": time.perf_counter() - start,
         "marks": [{"step": m.step, "minutes": m.seconds / 60, **m.scores} for m in run.marks],
+        "renders": renders,
     }
 
 
@@ -188,10 +195,21 @@ def main(args: Args) -> None:
                       per_ray, f"{r['render_rays_per_s']:.0f}", f"{r['psnr']:.2f}", f"{r['ssim']:.3f}")  # fmt: skip
     CONSOLE.print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"data": str(args.data), "minutes": args.minutes, "machine": machine_description(), "runs": results}
+    write_png(args.out / f"{args.name}-views.png", side_by_side(results))
+    runs = [{k: v for k, v in r.items() if k != "renders"} for r in results]
+    report = {"data": str(args.data), "minutes": args.minutes, "machine": machine_description(), "runs": runs}
     write_json_atomic(args.out / f"{args.name}.json", report)
     plot(results, args.out / f"{args.name}.png")
-    CONSOLE.print(f"wrote {args.out / args.name}.json and .png")
+    CONSOLE.print(f"wrote {args.out / args.name}.json, .png and -views.png")
+
+
+def side_by_side(results: List[Dict[str, object]]) -> np.ndarray:
+    """One row per held-out view: the photo, then each run's final render, in the order of ``results``."""
+    photos = results[0]["renders"][0::2]
+    rows = [
+        np.concatenate([photo, *(r["renders"][1::2][i] for r in results)], axis=1) for i, photo in enumerate(photos)
+    ]
+    return np.concatenate(rows, axis=0)
 
 
 def plot(results: List[Dict[str, object]], path: Path) -> None:

@@ -84,7 +84,8 @@ class Presets:
             CONSOLE.print(
                 f"[bold]{name}[/bold]: {preset.description}\n  teacher {preset.teacher_steps} steps, "
                 f"{preset.student_method} {preset.student_steps} steps on {preset.pseudo_count} pseudo views "
-                f"(real share {preset.real_share}, {preset.finetune_steps} real-only fine-tune steps)"
+                f"(real share {preset.real_share}, {preset.finetune_steps} real-only fine-tune steps); "
+                f"photos shrunk to {preset.max_photo_size} px"
             )
 
 

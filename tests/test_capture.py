@@ -546,7 +546,8 @@ def test_large_photos_are_shrunk_before_colmap(tmp_path: Path, monkeypatch: pyte
         reference = np.asarray(original.convert("RGB").resize((200, 150), Image.Resampling.BOX), dtype=np.float32) / 255
     from mobiler2l_ns.capture.photos import shrink_photo
 
-    assert shrink_photo(src / "IMG_1.JPG", tmp_path / "one" / "a.jpg", 200) == (200, 150)
+    with Image.open(src / "IMG_1.JPG") as original:
+        assert shrink_photo(src / "IMG_1.JPG", tmp_path / "one" / "a.jpg", 200) == (original.size, (200, 150))
     shrunk = np.asarray(Image.open(tmp_path / "one" / "a.jpg"), dtype=np.float32) / 255
     assert psnr(torch.from_numpy(shrunk), torch.from_numpy(reference)) > 35.0
 

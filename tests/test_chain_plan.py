@@ -147,11 +147,11 @@ def test_plan_of_a_new_folder_trains_everything(scene: Path, tmp_path: Path) -> 
     assert not (tmp_path / "new").exists()  # planning writes nothing
 
 
-def test_raw_photos_are_processed_once(tmp_path: Path) -> None:
+def test_raw_photos_are_processed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.new("RGB", (8, 8)).save(photos / "a.jpg")
-    chain = Chain(photos, tmp_path / "runs", "photos", PRESET)
+    chain = Chain(photos, tmp_path / "runs", "photos", replace(PRESET, max_photo_size=640))
     assert chain.dataset == chain.root / "data" and chain.teacher_method == "mobiler2l-teacher-real"
     assert chain.student_method == "mobiler2l-small-real" and chain.dataparser == "nerfstudio-data"
     plan = chain.plan("teacher")
@@ -159,8 +159,19 @@ def test_raw_photos_are_processed_once(tmp_path: Path) -> None:
         "process": Decision("run", "no processed capture yet"),
         "teacher": Decision("train", "no checkpoint yet"),
     }
-    write_files([chain.dataset / "transforms.json"], T0)
+    calls = []
+
+    def process_capture(src: Path, dst: Path, **options) -> Path:  # the preset's photo size reaches COLMAP
+        calls.append((src, dst, options))
+        write_files([dst / "transforms.json"], T0)
+        return dst
+
+    monkeypatch.setattr("mobiler2l_ns.capture.process.process_capture", process_capture)
+    assert chain.run("process")["process"].status == "done"
+    assert calls == [(photos, chain.dataset, {"max_photo_size": 640})]
     assert chain.plan("process") == {"process": Decision("skip", f"{chain.dataset / 'transforms.json'} exists")}
+    assert chain.run("process")["process"].status == "skipped" and len(calls) == 1
+    assert {PRESETS[name].max_photo_size for name in ("cpu-toy", "cpu")} == {800}  # CPU: ~600x600 pixel counts
 
 
 def test_finished_chain_is_skipped_and_its_record_kept(scene: Path, tmp_path: Path, commands) -> None:

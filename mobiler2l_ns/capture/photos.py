@@ -37,13 +37,15 @@ def largest_side(photos: Sequence[Path]) -> Optional[int]:
     return max(max(size) for size in sizes if size is not None)
 
 
-def shrink_photo(src: Path, dst: Path, max_size: int) -> Tuple[int, int]:
-    """Write ``src`` to ``dst`` with its longer side at most ``max_size``; returns the new ``(width, height)``.
+def shrink_photo(src: Path, dst: Path, max_size: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """Write ``src`` to ``dst`` with its longer side at most ``max_size``; returns ``(width, height)`` before
+    and after.
 
     The aspect ratio is kept (each side rounded); JPEGs keep their EXIF block (focal length, camera model;
     orientation included, as the pixels are not rotated) and are written at quality 95.
     """
     with Image.open(src) as image:
+        before = image.size
         exif = image.info.get("exif")
         icc = image.info.get("icc_profile")
         image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)  # decodes JPEGs at a reduced scale
@@ -54,7 +56,7 @@ def shrink_photo(src: Path, dst: Path, max_size: int) -> Tuple[int, int]:
         if icc:
             options["icc_profile"] = icc
         image.save(dst, **options)
-        return image.size
+        return before, image.size
 
 
 def shrink_photos(photos: Sequence[Path], root: Path, out: Path, max_size: int) -> int:
@@ -66,8 +68,7 @@ def shrink_photos(photos: Sequence[Path], root: Path, out: Path, max_size: int) 
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("shrink", total=len(photos))
         for path in photos:
-            before = photo_size(path)
-            after = shrink_photo(path, out / path.relative_to(root), max_size)
-            shrunk += int(before is not None and after != before)
+            before, after = shrink_photo(path, out / path.relative_to(root), max_size)
+            shrunk += int(after != before)
             progress.advance(task)
     return shrunk

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
+from mobiler2l_ns.capture.photos import MAX_PHOTO_SIZE
+
 
 @dataclass(frozen=True)
 class ChainPreset:
@@ -36,6 +38,9 @@ class ChainPreset:
     """Test views evaluated (evenly spaced; None: all)."""
     orbit_frames: int = 24
     """Frames of the preview orbit GIF rendered with onnxruntime."""
+    max_photo_size: int = MAX_PHOTO_SIZE
+    """Raw photos (a folder of them) are shrunk to this longer side (px) before COLMAP, and so trained on at
+    most this size (``mobiler2l-process --max-photo-size``; 0: their own size)."""
 
     def with_steps(self, teacher: Optional[int] = None, student: Optional[int] = None) -> "ChainPreset":
         """A copy with other step counts (``None`` keeps the preset's)."""

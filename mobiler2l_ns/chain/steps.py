@@ -49,7 +49,7 @@ class ProcessStage(Stage):
             return StageRecord("skipped", 0.0, [str(chain.dataset)])
         from mobiler2l_ns.capture.process import process_capture  # pylint: disable=import-outside-toplevel
 
-        process_capture(chain.data, chain.dataset)
+        process_capture(chain.data, chain.dataset, max_photo_size=chain.preset.max_photo_size)
         return StageRecord("done", 0.0, [str(chain.dataset)])
 
 

@@ -14,6 +14,14 @@ X2_SMALL_CROPS = ("--pipeline.model.sr-factor", "2", "--pipeline.datamanager.cro
 """The CPU presets' student: ``mobiler2l-small`` at x2 super-resolution (not x4) on four 32x32 crops per step
 (not 64x64): more rays per image, cheaper steps (see the presets' notes for the measurements)."""
 
+CPU_PHOTO_SIZE = 800
+"""Longer side (px) of the photos the CPU presets process and train on (the GPU preset: nerfstudio's 1,600).
+The CPU teacher renders ~7,800 rays/s: a held-out 600x600 view of the Ethiopian head took 46 s
+(benchmarks/results/eth-head-cpu.md), so a 16:9 phone photo at 1,600x900 would take ~3 min per view and its
+evaluation alone ~15 min; at 800x450 it has the pixels of that 600x600 view. COLMAP also grows with the
+features of larger photos: the same 66 photos enlarged to 4,000 px and shrunk to 800 px gave 2,856 features
+per photo against 1,292 at 600 px and took 730.6 s instead of 220.4 s (benchmarks/large_capture.py)."""
+
 PRESETS: Dict[str, ChainPreset] = {
     "cpu-toy": ChainPreset(
         description="minutes on a 2-core CPU for a ~100x100 scene (the README's main job on scenes/toy-360)",
@@ -27,6 +35,7 @@ PRESETS: Dict[str, ChainPreset] = {
         # toy-360 against x4 / 64x64 crops for the same 5 min: 28.81 vs 26.00 dB (teacher 30.17), and
         # 9.6 vs 7.5 steps/s (benchmarks/student_convergence.py, README "Student")
         student_args=X2_SMALL_CROPS,
+        max_photo_size=CPU_PHOTO_SIZE,
     ),
     "cpu": ChainPreset(
         description="under an hour on a 2-core CPU for a 400x400 scene (CPU teacher, small student)",
@@ -43,6 +52,7 @@ PRESETS: Dict[str, ChainPreset] = {
         # x2 super-resolution on 32x32 crops: lego-400, 4 min each (benchmarks/student_convergence.py), 24.00 dB
         # at 10.7 steps/s vs x4 on 64x64 crops 23.80 dB at 7.0 steps/s, and still climbing faster
         student_args=X2_SMALL_CROPS,
+        max_photo_size=CPU_PHOTO_SIZE,
     ),
     "gpu": ChainPreset(
         description="paper scale on one GPU: Instant-NGP teacher, 10k pseudo views, paper-size student",
