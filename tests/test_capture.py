@@ -619,7 +619,7 @@ def test_small_real_student_takes_near_far_from_the_data(tmp_path: Path):
 # --------------------------------------------------------------------------- photos -> COLMAP -> teacher
 
 PHOTO_SIZE, PHOTO_VIEWS = 160, 32
-REAL_TEACHER_STEPS = 200
+REAL_TEACHER_STEPS = 300
 REAL_TEACHER_FLAGS = [
     "--vis", "tensorboard",
     "--experiment-name", "capture",
