@@ -9,12 +9,14 @@ into ``OUT/photos-SIZE`` (kept and reused), then runs ``mobiler2l run`` on them 
 held-out PSNR / SSIM of teacher and student and the wall clock; writes ``OUT/NAME-report.json``.
 
 The enlarged photos stand in for a camera's full-resolution files: they cost what those cost to decode and
-shrink, and train at the preset's photo size, but hold no more detail than the originals, so COLMAP finds
-fewer features in them than in real 12 MP photos (its matching time is a lower bound).
+shrink, and train at the preset's photo size, but hold no more detail than the originals, so COLMAP may find
+fewer features in them than in real 12 MP photos; its time also depends on the capture (a turntable's
+inconsistent matches slow its mapper), so it is this capture's figure, not a bound.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -32,7 +34,7 @@ from rich.table import Table
 from common import machine_description
 
 from mobiler2l_ns.utils.data_checks import list_photos
-from mobiler2l_ns.utils.io import write_json_atomic
+from mobiler2l_ns.utils.io import write_atomic, write_json_atomic
 
 CONSOLE = Console(width=120)
 
@@ -63,9 +65,9 @@ def enlarge(photos: Path, folder: Path, size: int) -> int:
             large = image.convert("RGB").resize(
                 (round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS
             )
-        partial = target.with_suffix(".partial.jpg")
-        large.save(partial, quality=95)
-        partial.rename(target)
+        encoded = io.BytesIO()
+        large.save(encoded, format="JPEG", quality=95)
+        write_atomic(target, encoded.getvalue())  # hidden temporary name: a killed run leaves no half photo
     return len(files)
 
 

@@ -206,9 +206,8 @@ def main(args: Args) -> None:
 def side_by_side(results: List[Dict[str, object]]) -> np.ndarray:
     """One row per held-out view: the photo, then each run's final render, in the order of ``results``."""
     photos = results[0]["renders"][0::2]
-    rows = [
-        np.concatenate([photo, *(r["renders"][1::2][i] for r in results)], axis=1) for i, photo in enumerate(photos)
-    ]
+    renders = [r["renders"][1::2] for r in results]
+    rows = [np.concatenate([photo, *(run[i] for run in renders)], axis=1) for i, photo in enumerate(photos)]
     return np.concatenate(rows, axis=0)
 
 
